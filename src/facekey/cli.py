@@ -1,0 +1,171 @@
+"""The ``facekey`` command line: thin wrappers over the library, JSON on stdout."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from facekey.config import Settings
+from facekey.errors import FacekeyError
+
+app = typer.Typer(
+    help="facekey: open face authentication. Evaluation, calibration, benchmarks and models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="Engines and their model files.", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure error rates on a data set.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(eval_app, name="eval")
+
+EngineOpt = Annotated[str | None, typer.Option("--engine", help="Engine name (default: setting).")]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")]
+ImagesOpt = Annotated[
+    Path, typer.Option("--images", exists=True, file_okay=False, help="Image folder.")
+]
+
+
+def _settings(engine: str | None = None, backend: str | None = None) -> Settings:
+    settings = Settings()
+    updates: dict[str, Any] = {}
+    if engine:
+        updates["engine"] = engine
+    if backend:
+        updates["dlib_backend"] = backend
+    return settings.model_copy(update=updates)
+
+
+def _emit(payload: Any) -> None:
+    typer.echo(json.dumps(payload, indent=2, default=str))
+
+
+@app.command()
+def compare(
+    first: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    second: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    engine: EngineOpt = None,
+) -> None:
+    """Compare the main faces of two image files (1:1 verification)."""
+    from facekey.flows.compare import compare_files
+
+    _emit(compare_files(first, second, _settings(engine)))
+
+
+@app.command()
+def detect(
+    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    engine: EngineOpt = None,
+) -> None:
+    """List the faces in an image file with their boxes and quality."""
+    from facekey.flows.compare import describe_faces
+
+    _emit(describe_faces(image, _settings(engine)))
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Installed engines and registered model files."""
+    from facekey.engines.model_files import registered_models
+    from facekey.engines.registry import available_engines
+
+    settings = Settings()
+    _emit(
+        {
+            "engines": available_engines(),
+            "default": settings.engine,
+            "model_files": [vars(r) for r in registered_models(settings.models_dir)],
+        }
+    )
+
+
+@models_app.command("add")
+def models_add(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    sha256: Annotated[str, typer.Option("--sha256", help="The file's expected sha256.")],
+    engine: Annotated[str, typer.Option("--engine")] = "onnx-arcface",
+) -> None:
+    """Register an operator-supplied model file, checked against its pinned sha256."""
+    from facekey.engines.model_files import add_model_file
+
+    record = add_model_file(path, sha256=sha256, engine=engine, models_dir=Settings().models_dir)
+    _emit(vars(record))
+
+
+@models_app.command("check")
+def models_check(
+    images: ImagesOpt,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 200,
+) -> None:
+    """Embed the faces of a folder with both dlib-resnet-v1 backends and report the difference."""
+    from facekey.engines.backend_check import compare_backends
+
+    _emit(compare_backends(images, Settings(), limit=limit))
+
+
+@eval_app.command("pairs")
+def eval_pairs(
+    images: ImagesOpt,
+    pairs: Annotated[Path, typer.Option("--pairs", exists=True, dir_okay=False)],
+    out: Annotated[Path, typer.Option("--out", file_okay=False)],
+    engine: EngineOpt = None,
+    workers: WorkersOpt = 1,
+    mask_labels: Annotated[
+        Path | None, typer.Option("--mask-labels", help="MFR2 mask_labels.txt (auto-detected).")
+    ] = None,
+) -> None:
+    """Verification error rates on an LFW-format pair file; writes report.json/.md, det.png."""
+    from facekey.evaluation.pair_eval import run_pair_evaluation
+
+    report = run_pair_evaluation(
+        images=images,
+        pairs_file=pairs,
+        out_dir=out,
+        settings=_settings(engine),
+        workers=workers,
+        mask_labels=mask_labels,
+    )
+    _emit({k: report[k] for k in ("engine", "pairs", "accuracy", "failure_to_acquire_rate")})
+
+
+@app.command()
+def calibrate(
+    images: ImagesOpt,
+    out: Annotated[Path, typer.Option("--out", dir_okay=False)],
+    engine: EngineOpt = None,
+    workers: WorkersOpt = 1,
+) -> None:
+    """Score → FMR table from all cross-pairs of a folder-per-person image set."""
+    from facekey.evaluation.calibrate import run_calibration
+
+    _emit(run_calibration(images=images, out=out, settings=_settings(engine), workers=workers))
+
+
+@app.command()
+def bench(
+    images: ImagesOpt,
+    out: Annotated[Path, typer.Option("--out", file_okay=False)] = Path("out/bench"),
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 200,
+    docs: Annotated[
+        Path | None, typer.Option("--docs", help="Also write this Markdown page.")
+    ] = Path("docs/benchmarks.md"),
+    yardstick: Annotated[bool, typer.Option(help="Also time face_recognition.")] = True,
+) -> None:
+    """Per-stage latency and throughput on 1 and 2 workers, against face_recognition."""
+    from facekey.evaluation.bench import run_bench
+
+    result = run_bench(images=images, out_dir=out, limit=limit, docs=docs, yardstick=yardstick)
+    _emit({k: result[k] for k in ("images", "end_to_end_ms_p50", "images_per_s")})
+
+
+def main() -> None:
+    """Console entry point: facekey errors become a one-line message and exit status 2."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except FacekeyError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from exc

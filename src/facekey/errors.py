@@ -1,0 +1,99 @@
+"""The facekey exception tree.
+
+Every error facekey raises on purpose derives from :class:`FacekeyError`, so callers can catch
+one type. The service maps these classes to HTTP problem responses in one place; the CLI prints
+their message. Each class says what went wrong in terms a caller can act on::
+
+    FacekeyError
+    ├── ImageError                 bytes that cannot be used as an image
+    │   ├── EmptyImage             zero bytes
+    │   ├── TruncatedImage         the data ends before the image does
+    │   ├── UnsupportedImage       not a JPEG, PNG or WebP image
+    │   └── ImageTooLarge          over the byte or pixel limit (checked before decoding)
+    ├── FaceError                  an image without a usable face
+    │   ├── NoFace
+    │   ├── MultipleFaces
+    │   └── LowQuality
+    ├── EngineError                recognition engines and their model files
+    │   ├── UnknownEngine          no engine of that name is installed
+    │   ├── EngineMismatch         templates of different engines compared
+    │   ├── ModelNotFound          a model file is missing
+    │   └── ModelIntegrityError    a model file differs from its pinned sha256, or is malformed
+    ├── TemplateFormatError        template bytes that cannot be parsed
+    ├── DatasetError               an evaluation data set or pair file that cannot be read
+    └── MissingExtra               an optional dependency is not installed
+"""
+
+from __future__ import annotations
+
+
+class FacekeyError(Exception):
+    """Base class of every error facekey raises on purpose."""
+
+
+class ImageError(FacekeyError):
+    """The input bytes cannot be used as an image."""
+
+
+class EmptyImage(ImageError):
+    """The input holds no bytes."""
+
+
+class TruncatedImage(ImageError):
+    """The image data ends before the image does."""
+
+
+class UnsupportedImage(ImageError):
+    """The input is not an image in a supported format (JPEG, PNG, WebP)."""
+
+
+class ImageTooLarge(ImageError):
+    """The image exceeds the configured byte or pixel limit."""
+
+
+class FaceError(FacekeyError):
+    """The image has no usable face."""
+
+
+class NoFace(FaceError):
+    """No face was found in the image."""
+
+
+class MultipleFaces(FaceError):
+    """Several faces were found where exactly one was required."""
+
+
+class LowQuality(FaceError):
+    """A face was found but is too small, blurred, dark or turned away to be used."""
+
+
+class EngineError(FacekeyError):
+    """A recognition engine or its model cannot be used."""
+
+
+class UnknownEngine(EngineError):
+    """No engine of the requested name is installed."""
+
+
+class EngineMismatch(EngineError):
+    """Templates made by different engines (or engine versions) cannot be compared."""
+
+
+class ModelNotFound(EngineError):
+    """A model file the engine needs is missing."""
+
+
+class ModelIntegrityError(EngineError):
+    """A model file's sha256 differs from the pinned value, or the file is malformed."""
+
+
+class TemplateFormatError(FacekeyError):
+    """Template bytes that cannot be parsed."""
+
+
+class DatasetError(FacekeyError):
+    """An evaluation data set or pair file that cannot be read."""
+
+
+class MissingExtra(FacekeyError):
+    """An optional dependency is not installed; the message names the extra to install."""

@@ -1,0 +1,99 @@
+"""``facekey eval pairs``: verification error rates of an engine on an LFW-format pair file."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facekey.calibration import shipped_calibration
+from facekey.config import Settings
+from facekey.engines.registry import load_engine
+from facekey.evaluation.embedding import Embedded, embed_files
+from facekey.evaluation.metrics import FloatArray, split_scores
+from facekey.evaluation.pairs import PairSet, read_mask_labels, read_pairs, subset_masks
+from facekey.evaluation.progress import progress_bar
+from facekey.evaluation.report import build_pair_report, write_pair_report
+
+log = logging.getLogger(__name__)
+
+MASK_LABELS = "mask_labels.txt"
+
+
+def run_pair_evaluation(
+    *,
+    images: Path,
+    pairs_file: Path,
+    out_dir: Path,
+    settings: Settings,
+    workers: int = 1,
+    mask_labels: Path | None = None,
+) -> dict[str, Any]:
+    """Embed every image of the pair file, score the pairs, write the report; return it."""
+    started = time.perf_counter()
+    pair_set = read_pairs(pairs_file, images)
+    with progress_bar("embedding", len(pair_set.images)) as advance:
+        embedded = embed_files(pair_set.images, settings, workers=workers, progress=advance)
+    info = load_engine(settings.engine, settings).info
+    scores = pair_scores(pair_set, {e.path: e for e in embedded})
+    subsets = _subsets(pair_set, images, pairs_file, mask_labels)
+    report = build_pair_report(
+        engine=info.id,
+        engine_version=info.version,
+        pair_set=pair_set,
+        scores=scores,
+        calibration=shipped_calibration(info),
+        labels_by_subset=subsets,
+        images=len(pair_set.images),
+        failed_images=[e.path for e in embedded if e.template is None],
+        seconds=time.perf_counter() - started,
+    )
+    report["workers"] = workers
+    report["detectors"] = list(settings.detectors)
+    write_pair_report(report, out_dir, _curves(scores, pair_set, subsets))
+    return report
+
+
+def pair_scores(pair_set: PairSet, embedded: Mapping[Path, Embedded]) -> FloatArray:
+    """Cosine score per pair; NaN where either image yielded no face."""
+    scores = np.full(len(pair_set.pairs), np.nan, dtype=np.float64)
+    for index, pair in enumerate(pair_set.pairs):
+        left, right = embedded[pair.left].template, embedded[pair.right].template
+        if left is not None and right is not None:
+            scores[index] = left.similarity(right)
+    return scores
+
+
+def _subsets(
+    pair_set: PairSet, images: Path, pairs_file: Path, mask_labels: Path | None
+) -> dict[str, np.ndarray] | None:
+    """Mask/no-mask subsets when a mask_labels.txt is given or lies beside the data."""
+    candidates = (
+        [mask_labels]
+        if mask_labels
+        else [
+            pairs_file.parent / MASK_LABELS,
+            images.parent / MASK_LABELS,
+        ]
+    )
+    found = next((p for p in candidates if p is not None and p.is_file()), None)
+    if found is None:
+        return None
+    log.info("using mask labels from %s", found)
+    return subset_masks(pair_set.pairs, read_mask_labels(found, images))
+
+
+def _curves(
+    scores: FloatArray, pair_set: PairSet, subsets: Mapping[str, np.ndarray] | None
+) -> dict[str, tuple[FloatArray, FloatArray]]:
+    same = pair_set.same_mask()
+    curves = {"all pairs": split_scores(scores, same)}
+    for name, mask in (subsets or {}).items():
+        genuine, impostor = split_scores(scores[mask], same[mask])
+        if genuine.size and impostor.size:
+            curves[name] = (genuine, impostor)
+    return curves
