@@ -116,6 +116,10 @@ def eval_pairs(
     mask_labels: Annotated[
         Path | None, typer.Option("--mask-labels", help="MFR2 mask_labels.txt (auto-detected).")
     ] = None,
+    operating_fmr: Annotated[
+        float,
+        typer.Option("--operating-fmr", min=1e-9, max=1.0, help="FMR of the accuracy threshold."),
+    ] = 1e-2,
 ) -> None:
     """Verification error rates on an LFW-format pair file; writes report.json/.md, det.png."""
     from facekey.evaluation.pair_eval import run_pair_evaluation
@@ -127,6 +131,7 @@ def eval_pairs(
         settings=_settings(engine),
         workers=workers,
         mask_labels=mask_labels,
+        operating_fmr=operating_fmr,
     )
     _emit({k: report[k] for k in ("engine", "pairs", "accuracy", "failure_to_acquire_rate")})
 

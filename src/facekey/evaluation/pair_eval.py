@@ -22,6 +22,9 @@ from facekey.evaluation.report import build_pair_report, write_pair_report
 log = logging.getLogger(__name__)
 
 MASK_LABELS = "mask_labels.txt"
+#: The FMR whose calibrated threshold decides "same person" for ``accuracy`` on pair files
+#: without folds. 1e-2 sits near the equal-error point of LFW-style balanced pair sets.
+DEFAULT_OPERATING_FMR = 1e-2
 
 
 def run_pair_evaluation(
@@ -32,6 +35,7 @@ def run_pair_evaluation(
     settings: Settings,
     workers: int = 1,
     mask_labels: Path | None = None,
+    operating_fmr: float = DEFAULT_OPERATING_FMR,
 ) -> dict[str, Any]:
     """Embed every image of the pair file, score the pairs, write the report; return it."""
     started = time.perf_counter()
@@ -51,6 +55,7 @@ def run_pair_evaluation(
         images=len(pair_set.images),
         failed_images=[e.path for e in embedded if e.template is None],
         seconds=time.perf_counter() - started,
+        operating_fmr=operating_fmr,
     )
     report["workers"] = workers
     report["detectors"] = list(settings.detectors)
