@@ -12,9 +12,7 @@ from facekey.evaluation.bench import run_bench, sample_images
 
 def test_bench_writes_every_figure(lfw: Path, tmp_path: Path, settings: Settings) -> None:
     docs = tmp_path / "benchmarks.md"
-    result = run_bench(
-        images=lfw, out_dir=tmp_path / "out", limit=4, docs=docs, settings=settings
-    )
+    result = run_bench(images=lfw, out_dir=tmp_path / "out", limit=4, docs=docs, settings=settings)
     saved = json.loads((tmp_path / "out" / "bench.json").read_text())
     assert saved["images"] == 4
     assert set(saved["stages_ms_p50"]) == {"decode", "detect", "landmarks", "align", "embed"}
