@@ -120,6 +120,15 @@ def eval_pairs(
         float,
         typer.Option("--operating-fmr", min=1e-9, max=1.0, help="FMR of the accuracy threshold."),
     ] = 1e-2,
+    train_pairs: Annotated[
+        Path | None,
+        typer.Option(
+            "--train-pairs",
+            exists=True,
+            dir_okay=False,
+            help="Also apply this pair file's best threshold (e.g. pairsDevTrain.txt for DevTest).",
+        ),
+    ] = None,
 ) -> None:
     """Verification error rates on an LFW-format pair file; writes report.json/.md, det.png."""
     from facekey.evaluation.pair_eval import run_pair_evaluation
@@ -132,6 +141,7 @@ def eval_pairs(
         workers=workers,
         mask_labels=mask_labels,
         operating_fmr=operating_fmr,
+        train_pairs=train_pairs,
     )
     _emit({k: report[k] for k in ("engine", "pairs", "accuracy", "failure_to_acquire_rate")})
 

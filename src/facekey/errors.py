@@ -21,7 +21,11 @@ their message. Each class says what went wrong in terms a caller can act on::
     │   └── ModelIntegrityError    a model file differs from its pinned sha256, or is malformed
     ├── TemplateFormatError        template bytes that cannot be parsed
     ├── DatasetError               an evaluation data set or pair file that cannot be read
-    └── MissingExtra               an optional dependency is not installed
+    ├── MissingExtra               an optional dependency is not installed
+    └── SecurityError              keys, encryption at rest and API credentials
+        ├── KeyUnavailable         a key-encryption key is missing, unsafe or malformed
+        ├── DecryptionError        sealed data fails authentication (tampered, wrong key/context)
+        └── InvalidApiKey          an API key token that is malformed or does not verify
 """
 
 from __future__ import annotations
@@ -97,3 +101,19 @@ class DatasetError(FacekeyError):
 
 class MissingExtra(FacekeyError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+class SecurityError(FacekeyError):
+    """A key, a ciphertext or an API credential cannot be used."""
+
+
+class KeyUnavailable(SecurityError):
+    """A key-encryption key is missing, readable by others, of the wrong length, or unreadable."""
+
+
+class DecryptionError(SecurityError):
+    """Sealed data fails authentication: tampered, truncated, wrong key or wrong context."""
+
+
+class InvalidApiKey(SecurityError):
+    """An API key token is malformed or does not verify; the message never holds the secret."""

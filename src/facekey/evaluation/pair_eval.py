@@ -14,7 +14,13 @@ from facekey.calibration import shipped_calibration
 from facekey.config import Settings
 from facekey.engines.registry import load_engine
 from facekey.evaluation.embedding import Embedded, embed_files
-from facekey.evaluation.metrics import FloatArray, split_scores
+from facekey.evaluation.metrics import (
+    FloatArray,
+    accuracy_at,
+    best_threshold,
+    fta_scores,
+    split_scores,
+)
 from facekey.evaluation.pairs import PairSet, read_mask_labels, read_pairs, subset_masks
 from facekey.evaluation.progress import progress_bar
 from facekey.evaluation.report import build_pair_report, write_pair_report
@@ -36,14 +42,22 @@ def run_pair_evaluation(
     workers: int = 1,
     mask_labels: Path | None = None,
     operating_fmr: float = DEFAULT_OPERATING_FMR,
+    train_pairs: Path | None = None,
 ) -> dict[str, Any]:
-    """Embed every image of the pair file, score the pairs, write the report; return it."""
+    """Embed every image of the pair file, score the pairs, write the report; return it.
+
+    With ``train_pairs``, the accuracy-maximising threshold of that pair file (same image
+    folder) is also applied to these pairs: LFW's "threshold from DevTrain" protocol.
+    """
     started = time.perf_counter()
     pair_set = read_pairs(pairs_file, images)
-    with progress_bar("embedding", len(pair_set.images)) as advance:
-        embedded = embed_files(pair_set.images, settings, workers=workers, progress=advance)
+    train_set = read_pairs(train_pairs, images) if train_pairs else None
+    wanted = sorted(set(pair_set.images) | set(train_set.images if train_set else ()))
+    with progress_bar("embedding", len(wanted)) as advance:
+        embedded = embed_files(wanted, settings, workers=workers, progress=advance)
+    by_path = {e.path: e for e in embedded}
     info = load_engine(settings.engine, settings).info
-    scores = pair_scores(pair_set, {e.path: e for e in embedded})
+    scores = pair_scores(pair_set, by_path)
     subsets = _subsets(pair_set, images, pairs_file, mask_labels)
     report = build_pair_report(
         engine=info.id,
@@ -53,12 +67,14 @@ def run_pair_evaluation(
         calibration=shipped_calibration(info),
         labels_by_subset=subsets,
         images=len(pair_set.images),
-        failed_images=[e.path for e in embedded if e.template is None],
+        failed_images=[p for p in pair_set.images if by_path[p].template is None],
         seconds=time.perf_counter() - started,
         operating_fmr=operating_fmr,
     )
     report["workers"] = workers
     report["detectors"] = list(settings.detectors)
+    if train_set is not None:
+        report |= _train_threshold_accuracy(train_set, pair_set, scores, by_path)
     write_pair_report(report, out_dir, _curves(scores, pair_set, subsets))
     return report
 
@@ -71,6 +87,22 @@ def pair_scores(pair_set: PairSet, embedded: Mapping[Path, Embedded]) -> FloatAr
         if left is not None and right is not None:
             scores[index] = left.similarity(right)
     return scores
+
+
+def _train_threshold_accuracy(
+    train_set: PairSet, pair_set: PairSet, scores: FloatArray, by_path: Mapping[Path, Embedded]
+) -> dict[str, Any]:
+    """Accuracy on these pairs at the best threshold of the training pairs."""
+    train_genuine, train_impostor = split_scores(
+        fta_scores(pair_scores(train_set, by_path)), train_set.same_mask()
+    )
+    threshold = best_threshold(train_genuine, train_impostor)
+    genuine, impostor = split_scores(scores, pair_set.same_mask())
+    return {
+        "train_pairs": len(train_set.pairs),
+        "train_threshold": threshold,
+        "accuracy_at_train_threshold": accuracy_at(genuine, impostor, threshold),
+    }
 
 
 def _subsets(

@@ -1,0 +1,1 @@
+"""Protection at rest: envelope encryption, template transform, API keys, card-number guard."""
