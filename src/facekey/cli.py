@@ -19,8 +19,10 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="Engines and their model files.", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure error rates on a data set.", no_args_is_help=True)
+admin_app = typer.Typer(help="Networks, API keys and the audit log.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
+app.add_typer(admin_app, name="admin")
 
 EngineOpt = Annotated[str | None, typer.Option("--engine", help="Engine name (default: setting).")]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")]
@@ -174,6 +176,144 @@ def bench(
 
     result = run_bench(images=images, out_dir=out, limit=limit, docs=docs, yardstick=yardstick)
     _emit({k: result[k] for k in ("images", "end_to_end_ms_p50", "images_per_s")})
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", file_okay=False)] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
+) -> None:
+    """Run the API server (SQLite, in-process index, the default engine unless configured)."""
+    import os
+
+    import uvicorn
+
+    from facekey.workers import THREAD_VARIABLES
+
+    if data_dir is not None:
+        os.environ["FACEKEY_DATA_DIR"] = str(data_dir)
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+    settings = Settings()
+    from facekey.flows.platform import open_storage
+
+    open_storage(settings)[0].dispose()  # migrate once, before the workers start
+    uvicorn.run(
+        "facekey.service.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@admin_app.command("create-network")
+def admin_create_network(name: Annotated[str, typer.Argument()]) -> None:
+    """Create a network and print its id and one API key per scope (shown only once)."""
+    from facekey.flows.platform import open_storage
+    from facekey.flows.tenancy import create_network
+
+    database, vault = open_storage(Settings())
+    try:
+        _emit(create_network(database, vault, name))
+    finally:
+        database.dispose()
+
+
+@admin_app.command("rotate-keys")
+def admin_rotate_keys(
+    network_id: Annotated[str, typer.Argument()],
+    scope: Annotated[list[str] | None, typer.Option("--scope", help="Only these scopes.")] = None,
+) -> None:
+    """Revoke a network's API keys and print new ones."""
+    from facekey.flows.platform import open_storage
+    from facekey.flows.tenancy import rotate_keys
+    from facekey.security.api_keys import Scope
+
+    database, _ = open_storage(Settings())
+    try:
+        scopes = [Scope(s) for s in scope] if scope else None
+        _emit(rotate_keys(database, network_id, scopes))
+    finally:
+        database.dispose()
+
+
+@admin_app.command("verify-audit")
+def admin_verify_audit(
+    network_id: Annotated[str | None, typer.Option("--network")] = None,
+) -> None:
+    """Recompute the audit hash chain; exit 1 when it has been tampered with."""
+    from dataclasses import asdict
+
+    from facekey.flows.platform import open_storage
+    from facekey.store.audit import verify_chain
+
+    database, _ = open_storage(Settings())
+    try:
+        with database.session() as session:
+            report = verify_chain(session, network_id=network_id)
+    finally:
+        database.dispose()
+    _emit(asdict(report))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+ServerOpt = Annotated[str, typer.Option("--server", envvar="FACEKEY_SERVER")]
+KeyOpt = Annotated[str, typer.Option("--key", envvar="FACEKEY_API_KEY", help="An API key.")]
+
+
+@app.command()
+def enrol(
+    images: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)],
+    key: KeyOpt,
+    server: ServerOpt = "http://127.0.0.1:8000",
+    terms_version: Annotated[str, typer.Option("--terms-version")] = "1",
+    purpose: Annotated[list[str] | None, typer.Option("--purpose")] = None,
+    phone: Annotated[str | None, typer.Option("--phone")] = None,
+) -> None:
+    """Enrol one consenting person from 1–5 images on a running server."""
+    from facekey.client import FacekeyClient
+
+    with FacekeyClient(server, key) as client:
+        _emit(
+            client.enrol(
+                images, purposes=purpose or ["payment"], terms_version=terms_version, phone=phone
+            )
+        )
+
+
+@app.command()
+def identify(
+    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    key: KeyOpt,
+    server: ServerOpt = "http://127.0.0.1:8000",
+    purpose: Annotated[str | None, typer.Option("--purpose")] = None,
+) -> None:
+    """Identify the face in an image on a running server."""
+    from facekey.client import FacekeyClient
+
+    with FacekeyClient(server, key) as client:
+        _emit(client.identify(image, purpose=purpose))
+
+
+@app.command("import")
+def bulk_import(
+    people: Annotated[Path, typer.Argument(exists=True, file_okay=False)],
+    key: KeyOpt,
+    server: ServerOpt = "http://127.0.0.1:8000",
+    terms_version: Annotated[str, typer.Option("--terms-version")] = "1",
+    per_person: Annotated[int, typer.Option("--images-per-person", min=1, max=5)] = 1,
+) -> None:
+    """Enrol a folder-per-person set (each person consenting to payment) with a progress bar."""
+    from facekey.client import FacekeyClient
+    from facekey.flows.bulk import import_people
+
+    with FacekeyClient(server, key) as client:
+        _emit(import_people(client, people, terms_version=terms_version, per_person=per_person))
 
 
 def main() -> None:

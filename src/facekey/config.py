@@ -32,6 +32,26 @@ class Settings(BaseSettings):
     detectors: tuple[str, ...] = ("hog0", "blazeface-short", "hog1")
     images: ImageLimits = ImageLimits()
 
+    #: SQLAlchemy URL; SQLite under the data directory when unset.
+    database_url: str | None = None
+    #: The key-encryption key file (created 0600 on first start when missing).
+    kek_file: Path | None = None
+    #: 1:N identification names a match only when its score's calibrated FMR is at most this.
+    identify_fmr_target: float = Field(default=1e-3, gt=0, lt=1)
+    #: An enrolment whose face matches an enrolled subject at this FMR is a duplicate.
+    duplicate_fmr: float = Field(default=1e-5, gt=0, lt=1)
+    #: Keep enrolment images, encrypted, for re-templating with another engine.
+    retain_images: bool = False
+    #: Below this many templates a gallery is searched exactly; HNSW above.
+    hnsw_threshold: int = Field(default=50_000, gt=0)
+    #: The most images accepted by one request (enrolment takes 1–5).
+    max_images_per_request: int = Field(default=5, gt=0, le=20)
+
+    @property
+    def kek_path(self) -> Path:
+        """Where the key-encryption key lives."""
+        return self.kek_file or self.data_dir / "keys" / "kek.key"
+
     @property
     def models_dir(self) -> Path:
         """Operator-registered model files and converted models live here."""

@@ -13,7 +13,8 @@ their message. Each class says what went wrong in terms a caller can act on::
     ├── FaceError                  an image without a usable face
     │   ├── NoFace
     │   ├── MultipleFaces
-    │   └── LowQuality
+    │   ├── LowQuality
+    │   └── DuplicateEnrolment     the face is already enrolled as another subject
     ├── EngineError                recognition engines and their model files
     │   ├── UnknownEngine          no engine of that name is installed
     │   ├── EngineMismatch         templates of different engines compared
@@ -22,10 +23,18 @@ their message. Each class says what went wrong in terms a caller can act on::
     ├── TemplateFormatError        template bytes that cannot be parsed
     ├── DatasetError               an evaluation data set or pair file that cannot be read
     ├── MissingExtra               an optional dependency is not installed
+    ├── StoreError                 a storage operation that cannot be done
+    │   ├── NetworkNotFound        the network does not exist
+    │   └── SubjectNotActive       the subject was erased; nothing may be added to it
     └── SecurityError              keys, encryption at rest and API credentials
         ├── KeyUnavailable         a key-encryption key is missing, unsafe or malformed
         ├── DecryptionError        sealed data fails authentication (tampered, wrong key/context)
         └── InvalidApiKey          an API key token that is malformed or does not verify
+    └── RequestError               a request the service refuses as asked
+        ├── InvalidRequest         malformed or inconsistent input
+        ├── NotFound               no such resource in the caller's network
+        ├── AuthenticationFailed   a missing, unknown, revoked or expired API key
+        └── PermissionDenied       the key's scope does not allow this
 """
 
 from __future__ import annotations
@@ -71,6 +80,14 @@ class LowQuality(FaceError):
     """A face was found but is too small, blurred, dark or turned away to be used."""
 
 
+class DuplicateEnrolment(FaceError):
+    """The face is already enrolled; ``existing_subject_id`` is shown to admins only."""
+
+    def __init__(self, message: str, *, existing_subject_id: str) -> None:
+        super().__init__(message)
+        self.existing_subject_id = existing_subject_id
+
+
 class EngineError(FacekeyError):
     """A recognition engine or its model cannot be used."""
 
@@ -103,6 +120,18 @@ class MissingExtra(FacekeyError):
     """An optional dependency is not installed; the message names the extra to install."""
 
 
+class StoreError(FacekeyError):
+    """A storage operation could not be done."""
+
+
+class NetworkNotFound(StoreError):
+    """The network does not exist."""
+
+
+class SubjectNotActive(StoreError):
+    """The subject has been erased (or does not exist any more); nothing may be added to it."""
+
+
 class SecurityError(FacekeyError):
     """A key, a ciphertext or an API credential cannot be used."""
 
@@ -117,3 +146,23 @@ class DecryptionError(SecurityError):
 
 class InvalidApiKey(SecurityError):
     """An API key token is malformed or does not verify; the message never holds the secret."""
+
+
+class RequestError(FacekeyError):
+    """A request the service refuses as asked."""
+
+
+class InvalidRequest(RequestError):
+    """Malformed or inconsistent input (a missing field, an unknown purpose, bad JSON)."""
+
+
+class NotFound(RequestError):
+    """No such resource in the caller's network (another network's resources look absent)."""
+
+
+class AuthenticationFailed(RequestError):
+    """A missing, malformed, unknown, revoked or expired API key."""
+
+
+class PermissionDenied(RequestError):
+    """The key is valid but its scope does not allow this operation."""

@@ -1,0 +1,265 @@
+"""Opt-in enrolment: consent, 1–5 images, quality gate, duplicate check, sealed storage."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.orm import Session
+
+from facekey.errors import DuplicateEnrolment, InvalidRequest, NotFound
+from facekey.flows.auth import Principal
+from facekey.flows.decisions import meets
+from facekey.flows.faces import enrolment_faces, protected
+from facekey.flows.platform import Platform
+from facekey.flows.protection import seal_image, seal_text, seal_vector
+from facekey.flows.search import active_subjects, network_of, subject_vectors
+from facekey.pipeline import Face
+from facekey.security.api_keys import Scope
+from facekey.security.card_numbers import looks_like_card_number
+from facekey.security.transform import TemplateTransform
+from facekey.store import audit, subjects
+from facekey.store.tables import Network, Subject, new_id
+from facekey.vision.types import FloatArray
+
+Purpose = Literal["payment", "personalization"]
+PURPOSES: Final[tuple[str, ...]] = ("payment", "personalization")
+#: Two enrolment images must match at least this well to be one person.
+SAME_PERSON_FMR: Final = 1e-3
+_PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{5,24}$")
+
+
+class ConsentRequest(BaseModel):
+    """The consent a subject gives at enrolment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    purposes: list[Purpose] = Field(min_length=1, max_length=len(PURPOSES))
+    terms_version: str = Field(min_length=1, max_length=64)
+    channel: str = Field(min_length=1, max_length=64)
+
+    @field_validator("purposes")
+    @classmethod
+    def _distinct(cls, purposes: list[Purpose]) -> list[Purpose]:
+        if len(set(purposes)) != len(purposes):
+            raise ValueError("purposes are listed more than once")
+        return purposes
+
+    @classmethod
+    def parse(cls, text: str) -> ConsentRequest:
+        """Parse the ``consent`` form field; :class:`InvalidRequest` with the reason."""
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as exc:
+            reasons = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'consent'}: {e['msg']}" for e in exc.errors()
+            )
+            raise InvalidRequest(f"invalid consent: {reasons}") from exc
+
+
+@dataclass(frozen=True)
+class EnrolRequest:
+    """What an enrolment carries (images as bytes, never paths)."""
+
+    consent: ConsentRequest
+    images: list[bytes]
+    phone: str | None = None
+    payment_token: str | None = None
+    external_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class EnrolResult:
+    subject_id: str
+    templates: int
+    quality: list[float]
+
+
+def enrol(platform: Platform, principal: Principal, request: EnrolRequest) -> EnrolResult:
+    """Enrol a new subject in one transaction; nothing is written if any check fails."""
+    principal.require(Scope.ENROL)
+    _check_fields(platform, request)
+    faces = enrolment_faces(platform, request.images)
+    _check_same_person(platform, faces)
+    network = network_of(platform, principal.network_id)
+    transform = platform.vault.transform(network, platform.reader.info)
+    vectors = [protected(transform, f) for f in faces]
+    _check_not_enrolled(platform, network, vectors)
+    with platform.database.session() as session:
+        subject = _create_subject(platform, session, network, request)
+        for face, vector in zip(faces, vectors, strict=True):
+            _store_template(platform, session, subject, vector, face.quality.score, "enrolment")
+        if platform.settings.retain_images:
+            _retain(platform, session, subject, request.images)
+        _audit(session, principal, subject, "subject.enrol", "enrolled", len(faces))
+        subject_id = subject.id
+    return EnrolResult(subject_id, len(faces), [round(f.quality.score, 3) for f in faces])
+
+
+def add_images(
+    platform: Platform, principal: Principal, subject_id: str, images: list[bytes]
+) -> EnrolResult:
+    """More templates for an enrolled subject, checked to be the same person."""
+    principal.require(Scope.ENROL)
+    _check_count(platform, images)
+    faces = enrolment_faces(platform, images)
+    _check_same_person(platform, faces)
+    network = network_of(platform, principal.network_id)
+    transform = platform.vault.transform(network, platform.reader.info)
+    with platform.database.session() as session:
+        subject = subjects.get_subject(session, network_id=network.id, subject_id=subject_id)
+        if subject is None or subject.status != "active":
+            raise NotFound(f"no subject {subject_id}")
+        _check_is_subject(platform, session, subject, transform, faces)
+        for face in faces:
+            vector = protected(transform, face)
+            _store_template(platform, session, subject, vector, face.quality.score, "added")
+        _audit(session, principal, subject, "subject.add_images", "added", len(faces))
+    return EnrolResult(subject_id, len(faces), [round(f.quality.score, 3) for f in faces])
+
+
+def _check_count(platform: Platform, images: list[bytes]) -> None:
+    limit = min(5, platform.settings.max_images_per_request)
+    if not 1 <= len(images) <= limit:
+        raise InvalidRequest(f"send between 1 and {limit} images, not {len(images)}")
+
+
+def _check_fields(platform: Platform, request: EnrolRequest) -> None:
+    _check_count(platform, request.images)
+    token = request.payment_token
+    if token is not None and looks_like_card_number(token):
+        raise InvalidRequest(
+            "payment_token looks like a card number; send the payment provider's token instead"
+        )
+    if request.phone is not None and not _valid_phone(request.phone):
+        raise InvalidRequest("phone must be a telephone number of 7 to 15 digits")
+    if request.external_ref is not None and not 1 <= len(request.external_ref) <= 200:
+        raise InvalidRequest("external_ref must be 1 to 200 characters")
+
+
+def _valid_phone(phone: str) -> bool:
+    digits = sum(c.isdigit() for c in phone)
+    return bool(_PHONE.match(phone)) and 7 <= digits <= 15
+
+
+def _check_same_person(platform: Platform, faces: list[Face]) -> None:
+    for a, b in itertools.combinations(faces, 2):
+        score = a.template.similarity(b.template)
+        if platform.calibration is not None and not meets(
+            platform.calibration, score, SAME_PERSON_FMR
+        ):
+            raise InvalidRequest("the images do not show the same person")
+
+
+def _check_not_enrolled(platform: Platform, network: Network, vectors: list[FloatArray]) -> None:
+    table = platform.calibration
+    if table is None:
+        return
+    for vector in vectors:
+        hits = platform.galleries.search(
+            network.id,
+            platform.engine_key,
+            vector,
+            1,
+            accept=lambda found: active_subjects(platform, network.id, found),
+        )
+        if hits and meets(table, hits[0].score, platform.settings.duplicate_fmr):
+            raise DuplicateEnrolment(
+                "this face is already enrolled", existing_subject_id=hits[0].subject_id
+            )
+
+
+def _check_is_subject(
+    platform: Platform,
+    session: Session,
+    subject: Subject,
+    transform: TemplateTransform,
+    faces: list[Face],
+) -> None:
+    """Added images must match the subject's enrolled templates."""
+    stored = subject_vectors(platform, session, subject)
+    best = max((float(v @ protected(transform, f)) for v in stored for f in faces), default=-1.0)
+    if stored and not meets(platform.calibration, best, SAME_PERSON_FMR):
+        raise InvalidRequest("the images do not show the enrolled subject")
+
+
+def _create_subject(
+    platform: Platform, session: Session, network: Network, request: EnrolRequest
+) -> Subject:
+    subject_id = new_id()
+    key, wrapped = platform.vault.new_subject_key(subject_id)
+    phone = request.phone
+    subject = subjects.create_subject(
+        session,
+        subject_id=subject_id,
+        network_id=network.id,
+        wrapped_data_key=wrapped,
+        kek_id=platform.vault.kek.key_id,
+        external_ref=request.external_ref,
+        sealed_phone=seal_text(key, phone, subject_id=subject_id, field="phone") if phone else None,
+        sealed_payment_token=(
+            seal_text(key, request.payment_token, subject_id=subject_id, field="payment-token")
+            if request.payment_token
+            else None
+        ),
+        phone_bucket=platform.vault.phone_bucket(network, phone) if phone else None,
+    )
+    for purpose in request.consent.purposes:
+        subjects.grant_consent(
+            session,
+            subject_id=subject_id,
+            purpose=purpose,
+            terms_version=request.consent.terms_version,
+            channel=request.consent.channel,
+        )
+    return subject
+
+
+def _store_template(
+    platform: Platform,
+    session: Session,
+    subject: Subject,
+    vector: FloatArray,
+    quality: float,
+    source: str,
+) -> None:
+    info = platform.reader.info
+    key = platform.vault.subject_key(subject)
+    subjects.add_template(
+        session,
+        subject=subject,
+        engine_id=info.id,
+        engine_version=info.version,
+        sealed_vector=seal_vector(
+            key, vector, subject_id=subject.id, engine_key=platform.engine_key
+        ),
+        quality=quality,
+        source=source,
+    )
+
+
+def _retain(platform: Platform, session: Session, subject: Subject, images: list[bytes]) -> None:
+    key = platform.vault.subject_key(subject)
+    for data in images:
+        subjects.retain_image(
+            session,
+            subject_id=subject.id,
+            sealed_image=seal_image(key, data, subject_id=subject.id),
+        )
+
+
+def _audit(
+    session: Session, principal: Principal, subject: Subject, action: str, outcome: str, n: int
+) -> None:
+    audit.append_event(
+        session,
+        network_id=subject.network_id,
+        actor=principal.key_id,
+        action=action,
+        subject_pseudonym=subject.pseudonym,
+        outcome=outcome,
+        details={"templates": n},
+    )

@@ -1,0 +1,106 @@
+"""The long-lived objects of a facekey server process, built once and passed to the flows."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from facekey.calibration import shipped_calibration
+from facekey.config import Settings
+from facekey.engines.base import Engine, EngineInfo
+from facekey.evaluation.metrics import CalibrationTable
+from facekey.flows.gallery_source import StoreGallerySource
+from facekey.flows.protection import Vault, engine_key_of
+from facekey.gallery.index import GalleryIndex
+from facekey.gallery.sync import GalleryRegistry
+from facekey.pipeline import Face, FacePipeline
+from facekey.security.envelope import FileKek, KeyEncryptionKey
+from facekey.store.database import Database, default_sqlite_url
+from facekey.store.tables import Network
+from facekey.vision.quality import QualityPolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FaceReader:
+    """The pipeline of one process, serialised: detectors and interpreters are not
+    thread-safe, and one process computes on one core anyway."""
+
+    pipeline: FacePipeline
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def info(self) -> EngineInfo:
+        return self.pipeline.engine.info
+
+    def faces(self, data: bytes) -> tuple[tuple[int, int], list[Face]]:
+        """((height, width), faces) of untrusted image bytes."""
+        from facekey.imaging import decode_image
+
+        image = decode_image(data, self.pipeline.limits)
+        with self._lock:
+            return (image.shape[0], image.shape[1]), self.pipeline.faces(image)
+
+
+@dataclass
+class Platform:
+    """Settings, database, vault, face reader, calibration and galleries of one process."""
+
+    settings: Settings
+    database: Database
+    vault: Vault
+    reader: FaceReader
+    calibration: CalibrationTable | None
+    galleries: GalleryRegistry
+    quality_policy: QualityPolicy = field(default_factory=QualityPolicy)
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        engine: Engine | None = None,
+        kek: KeyEncryptionKey | None = None,
+    ) -> Platform:
+        """Migrate the database, load the key-encryption key and the engine."""
+        database, vault = open_storage(settings, kek=kek)
+        pipeline = FacePipeline.from_settings(settings, engine=engine)
+        info = pipeline.engine.info
+        galleries = GalleryRegistry(
+            StoreGallerySource(database, vault),
+            lambda _key: GalleryIndex(info.dimension, hnsw_threshold=settings.hnsw_threshold),
+        )
+        calibration = shipped_calibration(info)
+        if calibration is None:
+            log.warning("no calibration for %s: identification will never name a match", info.id)
+        return cls(settings, database, vault, FaceReader(pipeline), calibration, galleries)
+
+    @property
+    def engine_key(self) -> str:
+        return engine_key_of(self.reader.info)
+
+    def warm(self) -> int:
+        """Build every network's gallery now, before traffic; returns how many."""
+        with self.database.session() as session:
+            network_ids = list(session.scalars(select(Network.id)))
+        for network_id in network_ids:
+            self.galleries.get(network_id, self.engine_key).refresh()
+        return len(network_ids)
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.database.dispose()
+
+
+def open_storage(
+    settings: Settings, *, kek: KeyEncryptionKey | None = None
+) -> tuple[Database, Vault]:
+    """The migrated database and the vault (creating the data directory and KEK if new)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.database_url or default_sqlite_url(settings.data_dir))
+    database.migrate()
+    return database, Vault(kek or FileKek.load_or_create(settings.kek_path))

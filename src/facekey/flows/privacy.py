@@ -1,0 +1,158 @@
+"""The data subject's rights: export (GDPR Art. 15), withdrawal of consent, erasure (Art. 17)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from facekey.errors import InvalidRequest, NotFound
+from facekey.flows.auth import Principal
+from facekey.flows.platform import Platform
+from facekey.flows.protection import open_text
+from facekey.flows.search import PURPOSES
+from facekey.security.api_keys import Scope
+from facekey.store import audit, subjects
+from facekey.store.erasure import erase_subject
+from facekey.store.tables import Subject
+
+
+def _active_subject(session: Session, principal: Principal, subject_id: str) -> Subject:
+    subject = subjects.get_subject(session, network_id=principal.network_id, subject_id=subject_id)
+    if subject is None or subject.status != "active":
+        raise NotFound(f"no subject {subject_id}")
+    return subject
+
+
+def export(platform: Platform, principal: Principal, subject_id: str) -> dict[str, Any]:
+    """Everything held about a subject, templates as metadata only (never vectors)."""
+    principal.require(Scope.PRIVACY)
+    with platform.database.session() as session:
+        subject = _active_subject(session, principal, subject_id)
+        result = {
+            "subject_id": subject.id,
+            "created_at": subject.created_at.isoformat(),
+            "external_ref": subject.external_ref,
+            **_personal_fields(platform, subject),
+            "consents": [_consent(c) for c in subjects.consents_of(session, subject_id=subject.id)],
+            "templates": [
+                _template(t) for t in subjects.templates_of(session, subject_id=subject.id)
+            ],
+            "retained_images": len(subjects.retained_images_of(session, subject_id=subject.id)),
+            "audit_events": [
+                _event(e)
+                for e in audit.events_for_subject(
+                    session, network_id=subject.network_id, subject_pseudonym=subject.pseudonym
+                )
+            ],
+        }
+        _log(session, principal, subject, "subject.export", "exported")
+    return result
+
+
+def withdraw(
+    platform: Platform, principal: Principal, subject_id: str, purpose: str
+) -> dict[str, Any]:
+    """Withdraw consent for one purpose; the subject is no longer matched for it."""
+    principal.require(Scope.PRIVACY)
+    if purpose not in PURPOSES:
+        raise InvalidRequest(f"unknown purpose {purpose!r}; use one of {', '.join(PURPOSES)}")
+    with platform.database.session() as session:
+        subject = _active_subject(session, principal, subject_id)
+        changed = subjects.withdraw_consent(session, subject_id=subject.id, purpose=purpose)
+        _log(
+            session,
+            principal,
+            subject,
+            f"consent.withdraw.{purpose}",
+            "withdrawn" if changed else "not-granted",
+        )
+        remaining = sorted(subjects.active_purposes(session, subject_id=subject.id))
+    return {
+        "subject_id": subject_id,
+        "purpose": purpose,
+        "withdrawn": changed,
+        "active_purposes": remaining,
+    }
+
+
+def erase(platform: Platform, principal: Principal, subject_id: str) -> dict[str, Any]:
+    """Erase a subject: crypto-shred, receipt, audit. Never matched again once this returns."""
+    principal.require(Scope.PRIVACY)
+    with platform.database.session() as session:
+        subject = _active_subject(session, principal, subject_id)
+        result = erase_subject(session, subject=subject, actor=principal.key_id)
+        receipt = result.receipt
+        body = {
+            "erased": True,
+            "receipt": {
+                "id": receipt.id,
+                "subject_pseudonym": receipt.subject_pseudonym,
+                "erased_at": receipt.erased_at.isoformat(),
+                "templates_erased": receipt.templates_erased,
+                "audit_sequence": receipt.audit_sequence,
+                "hash": receipt.receipt_hash,
+            },
+        }
+    # Refresh this process's galleries now; other processes refresh before their next search.
+    for key in result.engine_keys:
+        platform.galleries.get(principal.network_id, key).refresh()
+    return body
+
+
+def _personal_fields(platform: Platform, subject: Subject) -> dict[str, Any]:
+    key = platform.vault.subject_key(subject)
+    phone = subject.sealed_phone
+    token = subject.sealed_payment_token
+    return {
+        "phone": open_text(key, phone, subject_id=subject.id, field="phone") if phone else None,
+        "payment_token": (
+            open_text(key, token, subject_id=subject.id, field="payment-token") if token else None
+        ),
+    }
+
+
+def _consent(consent: Any) -> dict[str, Any]:
+    return {
+        "purpose": consent.purpose,
+        "terms_version": consent.terms_version,
+        "channel": consent.channel,
+        "granted_at": consent.granted_at.isoformat(),
+        "withdrawn_at": consent.withdrawn_at.isoformat() if consent.withdrawn_at else None,
+    }
+
+
+def _template(template: Any) -> dict[str, Any]:
+    return {
+        "id": template.id,
+        "engine_id": template.engine_id,
+        "engine_version": template.engine_version,
+        "quality": round(template.quality, 3),
+        "source": template.source,
+        "created_at": template.created_at.isoformat(),
+    }
+
+
+def _event(event: Any) -> dict[str, Any]:
+    return {
+        "sequence": event.sequence,
+        "occurred_at": event.occurred_at.isoformat(),
+        "action": event.action,
+        "outcome": event.outcome,
+        "details": json.loads(event.details),
+    }
+
+
+def _log(
+    session: Session, principal: Principal, subject: Subject, action: str, outcome: str
+) -> None:
+    audit.append_event(
+        session,
+        network_id=subject.network_id,
+        actor=principal.key_id,
+        action=action,
+        subject_pseudonym=subject.pseudonym,
+        outcome=outcome,
+        details={},
+    )

@@ -1,0 +1,139 @@
+"""The vault: what the store holds is sealed here and opened here, nowhere else.
+
+- each network has a secret (wrapped by the key-encryption key) from which its template
+  transform and its phone-bucket key are derived;
+- each subject has a data key (wrapped by the key-encryption key); their templates, phone
+  number, payment-token reference and retained images are sealed with it, each under a
+  context naming the subject, so ciphertexts cannot be moved between rows. Erasure deletes
+  the wrapped data key: whatever copies of the ciphertexts remain (backups) become noise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+
+import numpy as np
+
+from facekey.engines.base import EngineInfo
+from facekey.errors import NotFound
+from facekey.security.envelope import KeyEncryptionKey, new_data_key, open_sealed, seal
+from facekey.security.transform import TemplateTransform
+from facekey.store.tables import Network, Subject
+from facekey.vision.types import FloatArray
+
+NETWORK_SECRET_BYTES = 32
+
+
+def engine_key_of(info: EngineInfo) -> str:
+    """The gallery / template key of an engine version."""
+    return f"{info.id}:{info.version}"
+
+
+class Vault:
+    """Seals and opens personal data; derives per-network keys. Thread-safe."""
+
+    def __init__(self, kek: KeyEncryptionKey) -> None:
+        self.kek = kek
+        self._lock = threading.Lock()
+        self._network_secrets: dict[str, bytes] = {}
+        self._transforms: dict[tuple[str, str, int], TemplateTransform] = {}
+
+    # ------------------------------------------------------------------ networks
+
+    def new_network_secret(self, network_id: str) -> bytes:
+        """A fresh network secret, wrapped for storage."""
+        secret = secrets.token_bytes(NETWORK_SECRET_BYTES)
+        return self.kek.wrap(secret, context=_network_context(network_id))
+
+    def _network_secret(self, network: Network) -> bytes:
+        with self._lock:
+            secret = self._network_secrets.get(network.id)
+        if secret is None:
+            secret = self.kek.unwrap(
+                network.wrapped_transform_secret, context=_network_context(network.id)
+            )
+            with self._lock:
+                self._network_secrets[network.id] = secret
+        return secret
+
+    def transform(self, network: Network, info: EngineInfo) -> TemplateTransform:
+        """The network's secret orthonormal transform for this engine."""
+        key = (network.id, engine_key_of(info), network.transform_version)
+        with self._lock:
+            found = self._transforms.get(key)
+        if found is not None:
+            return found
+        transform = TemplateTransform(
+            self._network_secret(network),
+            network_id=network.id,
+            engine_id=engine_key_of(info),
+            dimension=info.dimension,
+            version=network.transform_version,
+        )
+        with self._lock:
+            return self._transforms.setdefault(key, transform)
+
+    def phone_bucket(self, network: Network, phone: str) -> str:
+        """A keyed hash of the phone number's last 4 digits (never stored in clear)."""
+        digits = "".join(c for c in phone if c.isdigit())[-4:]
+        key = hashlib.sha256(b"facekey-phone-bucket:" + self._network_secret(network)).digest()
+        return hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()
+
+    # ------------------------------------------------------------------ subjects
+
+    def new_subject_key(self, subject_id: str) -> tuple[bytes, bytes]:
+        """(data key, wrapped data key) for a new subject."""
+        key = new_data_key()
+        return key, self.kek.wrap(key, context=_subject_context(subject_id))
+
+    def subject_key(self, subject: Subject) -> bytes:
+        """The subject's data key; an erased subject has none."""
+        if subject.wrapped_data_key is None:
+            raise NotFound(f"subject {subject.id} has been erased")
+        return self.kek.unwrap(subject.wrapped_data_key, context=_subject_context(subject.id))
+
+
+def seal_vector(key: bytes, vector: FloatArray, *, subject_id: str, engine_key: str) -> bytes:
+    """Seal a (transformed) template vector."""
+    data = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+    return seal(key, data, context=_template_context(subject_id, engine_key))
+
+
+def open_vector(key: bytes, sealed: bytes, *, subject_id: str, engine_key: str) -> FloatArray:
+    """Open a sealed template vector."""
+    data = open_sealed(key, sealed, context=_template_context(subject_id, engine_key))
+    return np.frombuffer(data, dtype="<f4").astype(np.float32)
+
+
+def seal_text(key: bytes, text: str, *, subject_id: str, field: str) -> bytes:
+    """Seal a personal text field (phone number, payment-token reference)."""
+    return seal(key, text.encode("utf-8"), context=_field_context(subject_id, field))
+
+
+def open_text(key: bytes, sealed: bytes, *, subject_id: str, field: str) -> str:
+    """Open a sealed personal text field."""
+    return open_sealed(key, sealed, context=_field_context(subject_id, field)).decode("utf-8")
+
+
+def seal_image(key: bytes, data: bytes, *, subject_id: str) -> bytes:
+    """Seal a retained enrolment image."""
+    return seal(key, data, context=_field_context(subject_id, "image"))
+
+
+def _network_context(network_id: str) -> bytes:
+    return f"network:{network_id}".encode()
+
+
+def _subject_context(subject_id: str) -> bytes:
+    return f"subject:{subject_id}".encode()
+
+
+def _template_context(subject_id: str, engine_key: str) -> bytes:
+    return f"template:{subject_id}:{engine_key}".encode()
+
+
+def _field_context(subject_id: str, field: str) -> bytes:
+    return f"{field}:{subject_id}".encode()

@@ -1,0 +1,1 @@
+"""The facekey HTTP service (FastAPI): app factory, routes, auth and problem responses."""

@@ -1,0 +1,61 @@
+"""The FastAPI app factory: long-lived objects are built in the lifespan, never at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from facekey import __version__
+from facekey.config import Settings
+from facekey.flows.platform import Platform
+from facekey.gallery.index import limit_faiss_threads
+from facekey.service.limits import BodyLimitMiddleware
+from facekey.service.metrics import Metrics, MetricsMiddleware
+from facekey.service.problems import install_problem_handlers
+from facekey.service.routes import identify, ops, subjects
+
+log = logging.getLogger(__name__)
+
+#: Room for the multipart envelope and form fields around the largest allowed images.
+_BODY_SLACK = 64 * 1024
+
+
+def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:
+    """The facekey API. ``platform`` may be given (tests share one); else built at start-up."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limit_faiss_threads(1)
+        owned = platform is None
+        app.state.platform = platform or Platform.open(settings)
+        networks = app.state.platform.warm()
+        log.info("facekey ready: engine %s, %d networks", app.state.platform.engine_key, networks)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.platform.close()
+
+    app = FastAPI(
+        title="facekey",
+        version=__version__,
+        summary="Open face authentication: opt-in enrolment, identification, erasure.",
+        lifespan=lifespan,
+    )
+    app.state.metrics = Metrics()
+    install_problem_handlers(app)
+    for router in (subjects.router, identify.router, ops.router):
+        app.include_router(router)
+    max_body = settings.images.max_bytes * settings.max_images_per_request + _BODY_SLACK
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (each worker process builds its own platform)."""
+    return create_app(Settings())

@@ -1,0 +1,51 @@
+"""FastAPI dependencies: the platform of this process and the caller's principal."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+
+from facekey.errors import ImageTooLarge, InvalidRequest
+from facekey.flows.auth import Principal, authenticate
+from facekey.flows.platform import Platform
+
+
+def get_platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+async def get_principal(request: Request, platform: PlatformDep) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    principal = await run_in_threadpool(
+        authenticate, platform, token.strip() if scheme.lower() == "bearer" else None
+    )
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def read_upload(upload: UploadFile, platform: Platform, *, name: str) -> bytes:
+    """The bytes of one uploaded image, refused past the byte limit without reading it all."""
+    limit = platform.settings.images.max_bytes
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise ImageTooLarge(f"{name}: the image is larger than {limit} bytes")
+    return data
+
+
+def form_text(value: str | None, name: str, *, max_length: int = 4096) -> str | None:
+    """A text form field, stripped; refused when too long."""
+    if value is None:
+        return None
+    if len(value) > max_length:
+        raise InvalidRequest(f"{name} is longer than {max_length} characters")
+    return value.strip() or None

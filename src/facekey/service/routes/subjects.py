@@ -1,0 +1,91 @@
+"""/v1/subjects: enrolment, more images, verification, export, withdrawal, erasure."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.concurrency import run_in_threadpool
+
+from facekey.errors import InvalidRequest
+from facekey.flows import enrol as enrol_flow
+from facekey.flows import privacy, search
+from facekey.service.deps import PlatformDep, PrincipalDep, form_text, read_upload
+
+router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
+
+
+async def _images(platform: PlatformDep, uploads: list[UploadFile]) -> list[bytes]:
+    limit = platform.settings.max_images_per_request
+    if len(uploads) > limit:
+        raise InvalidRequest(f"send at most {limit} images")
+    return [await read_upload(u, platform, name=f"image {i}") for i, u in enumerate(uploads, 1)]
+
+
+@router.post("", status_code=201, summary="Enrol a consenting subject (1–5 images)")
+async def create_subject(
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    consent: Annotated[str, Form(description="JSON: purposes, terms_version, channel")],
+    images: Annotated[list[UploadFile], File(description="1–5 face images")],
+    phone: Annotated[str | None, Form()] = None,
+    payment_token: Annotated[str | None, Form()] = None,
+    external_ref: Annotated[str | None, Form()] = None,
+) -> dict[str, Any]:
+    request = enrol_flow.EnrolRequest(
+        consent=enrol_flow.ConsentRequest.parse(consent),
+        images=await _images(platform, images),
+        phone=form_text(phone, "phone", max_length=40),
+        payment_token=form_text(payment_token, "payment_token", max_length=200),
+        external_ref=form_text(external_ref, "external_ref", max_length=200),
+    )
+    result = await run_in_threadpool(enrol_flow.enrol, platform, principal, request)
+    return {
+        "subject_id": result.subject_id,
+        "templates": result.templates,
+        "quality": result.quality,
+    }
+
+
+@router.post("/{subject_id}/images", status_code=201, summary="Add images to a subject")
+async def add_images(
+    subject_id: str,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    images: Annotated[list[UploadFile], File()],
+) -> dict[str, Any]:
+    data = await _images(platform, images)
+    result = await run_in_threadpool(enrol_flow.add_images, platform, principal, subject_id, data)
+    return {
+        "subject_id": result.subject_id,
+        "templates": result.templates,
+        "quality": result.quality,
+    }
+
+
+@router.post("/{subject_id}/verify", summary="1:1 verification against one subject")
+async def verify(
+    subject_id: str,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    image: Annotated[UploadFile, File()],
+) -> dict[str, Any]:
+    data = await read_upload(image, platform, name="image")
+    return await run_in_threadpool(search.verify, platform, principal, subject_id, data)
+
+
+@router.get("/{subject_id}/export", summary="Everything held about a subject (GDPR Art. 15)")
+async def export(subject_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict[str, Any]:
+    return await run_in_threadpool(privacy.export, platform, principal, subject_id)
+
+
+@router.post("/{subject_id}/consents/{purpose}/withdraw", summary="Withdraw one purpose")
+async def withdraw(
+    subject_id: str, purpose: str, platform: PlatformDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return await run_in_threadpool(privacy.withdraw, platform, principal, subject_id, purpose)
+
+
+@router.delete("/{subject_id}", summary="Erase a subject (GDPR Art. 17)")
+async def erase(subject_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict[str, Any]:
+    return await run_in_threadpool(privacy.erase, platform, principal, subject_id)

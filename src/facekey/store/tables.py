@@ -1,0 +1,320 @@
+"""The database schema, portable between SQLite and PostgreSQL.
+
+Identifiers are UUID strings (``String(36)``) except the integer keys that must be dense and
+monotone: ``templates.id`` (the gallery index's id), ``gallery_changes.sequence`` and
+``audit_events.sequence``. Those tables use ``sqlite_autoincrement`` so that SQLite never reuses
+the id of a deleted row. Timestamps are timezone-aware UTC on every backend (:class:`UTCDateTime`).
+Columns named ``sealed_*`` / ``wrapped_*`` hold ciphertext produced by :mod:`facekey.security`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SUBJECT_STATUSES = ("active", "erased")
+TEMPLATE_SOURCES = ("enrolment", "added", "liveness")
+CHANGE_KINDS = ("add", "remove_subject", "remove_template")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A new random UUID string."""
+    return str(uuid.uuid4())
+
+
+def new_pseudonym() -> str:
+    """A new random public pseudonym: 16 hex digits."""
+    return secrets.token_hex(8)
+
+
+def _in_check(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{value}'" for value in values)
+    return f"{column} IN ({quoted})"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC that always comes back timezone-aware (UTC), SQLite included.
+
+    Naive datetimes are refused on the way in: ambiguity about time zones is a bug.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert to UTC; SQLite stores the naive UTC wall time."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column; use an aware one")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC datetime."""
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"unexpected timestamp value {value!r}")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base holding :data:`metadata`."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+metadata = Base.metadata
+
+
+class Network(Base):
+    """A merchant network: the tenant every other row belongs to."""
+
+    __tablename__ = "networks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    transform_version: Mapped[int] = mapped_column(Integer, default=1)
+    #: The per-network secret of the template transform, wrapped by the key-encryption key.
+    wrapped_transform_secret: Mapped[bytes] = mapped_column(LargeBinary)
+    kek_id: Mapped[str] = mapped_column(String(100))
+
+
+class Merchant(Base):
+    """A merchant of a network."""
+
+    __tablename__ = "merchants"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    network_id: Mapped[str] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Store(Base):
+    """A store (physical shop) of a merchant."""
+
+    __tablename__ = "stores"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    merchant_id: Mapped[str] = mapped_column(
+        ForeignKey("merchants.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Device(Base):
+    """A terminal or kiosk; its HMAC secret is kept wrapped by the key-encryption key."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    store_id: Mapped[str] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"), index=True)
+    network_id: Mapped[str] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), index=True
+    )
+    wrapped_secret: Mapped[bytes] = mapped_column(LargeBinary)
+    kek_id: Mapped[str] = mapped_column(String(100))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key: only a hash of its secret is stored; one scope, one network."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    network_id: Mapped[str] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), index=True
+    )
+    scope: Mapped[str] = mapped_column(String(32))
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    label: Mapped[str | None] = mapped_column(String(200))
+
+
+class Subject(Base):
+    """A consumer who opted in. Personal columns are sealed and become NULL on erasure."""
+
+    __tablename__ = "subjects"
+    __table_args__ = (
+        UniqueConstraint("network_id", "external_ref"),
+        Index(None, "network_id", "phone_bucket"),
+        CheckConstraint(_in_check("status", SUBJECT_STATUSES), name="status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
+    #: The public pseudonym written to audit events instead of the id.
+    pseudonym: Mapped[str] = mapped_column(String(32), unique=True, default=new_pseudonym)
+    external_ref: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The subject's data key wrapped by the key-encryption key; NULL once erased.
+    wrapped_data_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    kek_id: Mapped[str | None] = mapped_column(String(100))
+    sealed_phone: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sealed_payment_token: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: A keyed hash of the phone's last 4 digits, for the checkout step-up.
+    phone_bucket: Mapped[str | None] = mapped_column(String(128))
+
+
+class Consent(Base):
+    """One grant of one purpose; withdrawing sets ``withdrawn_at``, re-granting adds a row."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index(None, "subject_id", "purpose"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(64))
+    terms_version: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Template(Base):
+    """A protected (transformed, then sealed) face template; ``id`` is the gallery index's id."""
+
+    __tablename__ = "templates"
+    __table_args__ = (
+        Index(None, "network_id", "engine_id", "engine_version"),
+        CheckConstraint(_in_check("source", TEMPLATE_SOURCES), name="source"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject_id: Mapped[str] = mapped_column(
+        ForeignKey("subjects.id", ondelete="CASCADE"), index=True
+    )
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"))
+    engine_id: Mapped[str] = mapped_column(String(100))
+    engine_version: Mapped[str] = mapped_column(String(50))
+    sealed_vector: Mapped[bytes] = mapped_column(LargeBinary)
+    quality: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def engine_key(self) -> str:
+        """``"<engine_id>:<engine_version>"``, the key of the gallery this template belongs to."""
+        return engine_key(self.engine_id, self.engine_version)
+
+
+class RetainedImage(Base):
+    """A sealed enrolment image, kept only when the operator enables retention."""
+
+    __tablename__ = "retained_images"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    subject_id: Mapped[str] = mapped_column(
+        ForeignKey("subjects.id", ondelete="CASCADE"), index=True
+    )
+    sealed_image: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class GalleryChange(Base):
+    """One entry of the change log that gallery indexes refresh from."""
+
+    __tablename__ = "gallery_changes"
+    __table_args__ = (
+        Index(None, "network_id", "engine_key", "sequence"),
+        CheckConstraint(_in_check("kind", CHANGE_KINDS), name="kind"),
+        {"sqlite_autoincrement": True},
+    )
+
+    sequence: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"))
+    engine_key: Mapped[str] = mapped_column(String(160))
+    kind: Mapped[str] = mapped_column(String(24))
+    subject_id: Mapped[str] = mapped_column(String(36))
+    template_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AuditEvent(Base):
+    """An append-only audit event, chained per network by ``prev_hash`` → ``hash``."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index(None, "network_id", "sequence"),
+        Index(None, "network_id", "subject_pseudonym"),
+        {"sqlite_autoincrement": True},
+    )
+
+    sequence: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: The API key id that acted, or ``"system"``.
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    subject_pseudonym: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(32))
+    #: Canonical JSON (sorted keys, compact separators).
+    details: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ErasureReceipt(Base):
+    """Proof of an erasure: holds nothing personal beyond the subject's pseudonym."""
+
+    __tablename__ = "erasure_receipts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
+    subject_pseudonym: Mapped[str] = mapped_column(String(32), index=True)
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    templates_erased: Mapped[int] = mapped_column(Integer)
+    receipt_hash: Mapped[str] = mapped_column(String(64))
+    audit_sequence: Mapped[int] = mapped_column(Integer)
+
+
+def engine_key(engine_id: str, engine_version: str) -> str:
+    """The gallery key of an engine: ``"<engine_id>:<engine_version>"``."""
+    return f"{engine_id}:{engine_version}"
