@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --no-deps 'face_recognition==1.3.0'
 	touch $(STAMP)
 
+# Embedded defaults: SQLite and the key-encryption key under ./var, in-process FAISS index,
+# the default engine. Create a network (and its API keys) with
+#   .venv/bin/facekey admin create-network NAME
 serve: $(STAMP)
-	$(BIN)/facekey --help
-	$(BIN)/facekey compare tests/fixtures/lfw/Aaron_Sorkin_0001.jpg tests/fixtures/lfw/Aaron_Sorkin_0002.jpg
+	FACEKEY_DATA_DIR=$${FACEKEY_DATA_DIR:-var} $(BIN)/facekey serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
 
 test: lint typecheck unit
 

@@ -324,3 +324,7 @@ def main() -> None:
     except FacekeyError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from exc
+
+
+if __name__ == "__main__":
+    main()

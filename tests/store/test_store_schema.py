@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from postgres_server import find_bin_dir
 from sqlalchemy import inspect, text
 
 from facekey.store.database import Database, default_sqlite_url, normalise_url
 from facekey.store.tables import metadata
 from facekey.store.tenants import create_network, get_network
+from postgres_server import find_bin_dir
 
 
 def test_migrated_schema_matches_the_models(fresh_database_url: str) -> None:

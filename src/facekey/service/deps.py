@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request, UploadFile
@@ -10,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from facekey.errors import ImageTooLarge, InvalidRequest
 from facekey.flows.auth import Principal, authenticate
 from facekey.flows.platform import Platform
+from facekey.security.api_keys import Scope
 
 
 def get_platform(request: Request) -> Platform:
@@ -31,6 +33,22 @@ async def get_principal(request: Request, platform: PlatformDep) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def scoped(*scopes: Scope) -> Callable[[Principal], Principal]:
+    """A dependency admitting keys of ``scopes`` (and admin) before the body is parsed."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        principal.require(*scopes)
+        return principal
+
+    return check
+
+
+EnrolKey = Annotated[Principal, Depends(scoped(Scope.ENROL))]
+TerminalKey = Annotated[Principal, Depends(scoped(Scope.TERMINAL))]
+VerifyKey = Annotated[Principal, Depends(scoped(Scope.TERMINAL, Scope.ENROL))]
+PrivacyKey = Annotated[Principal, Depends(scoped(Scope.PRIVACY))]
 
 
 async def read_upload(upload: UploadFile, platform: Platform, *, name: str) -> bytes:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from facekey.flows import search
-from facekey.service.deps import PlatformDep, PrincipalDep, form_text, read_upload
+from facekey.service.deps import PlatformDep, TerminalKey, form_text, read_upload
 
 router = APIRouter(tags=["identification"])
 
@@ -16,7 +16,7 @@ router = APIRouter(tags=["identification"])
 @router.post("/v1/identify", summary="Who is this? (1:N)")
 async def identify(
     platform: PlatformDep,
-    principal: PrincipalDep,
+    principal: TerminalKey,
     image: Annotated[UploadFile, File()],
     purpose: Annotated[str | None, Form()] = None,
     max_candidates: Annotated[int, Form(ge=1, le=search.MAX_CANDIDATES)] = 5,

@@ -10,7 +10,14 @@ from fastapi.concurrency import run_in_threadpool
 from facekey.errors import InvalidRequest
 from facekey.flows import enrol as enrol_flow
 from facekey.flows import privacy, search
-from facekey.service.deps import PlatformDep, PrincipalDep, form_text, read_upload
+from facekey.service.deps import (
+    EnrolKey,
+    PlatformDep,
+    PrivacyKey,
+    VerifyKey,
+    form_text,
+    read_upload,
+)
 
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
 
@@ -25,7 +32,7 @@ async def _images(platform: PlatformDep, uploads: list[UploadFile]) -> list[byte
 @router.post("", status_code=201, summary="Enrol a consenting subject (1–5 images)")
 async def create_subject(
     platform: PlatformDep,
-    principal: PrincipalDep,
+    principal: EnrolKey,
     consent: Annotated[str, Form(description="JSON: purposes, terms_version, channel")],
     images: Annotated[list[UploadFile], File(description="1–5 face images")],
     phone: Annotated[str | None, Form()] = None,
@@ -51,7 +58,7 @@ async def create_subject(
 async def add_images(
     subject_id: str,
     platform: PlatformDep,
-    principal: PrincipalDep,
+    principal: EnrolKey,
     images: Annotated[list[UploadFile], File()],
 ) -> dict[str, Any]:
     data = await _images(platform, images)
@@ -67,7 +74,7 @@ async def add_images(
 async def verify(
     subject_id: str,
     platform: PlatformDep,
-    principal: PrincipalDep,
+    principal: VerifyKey,
     image: Annotated[UploadFile, File()],
 ) -> dict[str, Any]:
     data = await read_upload(image, platform, name="image")
@@ -75,17 +82,17 @@ async def verify(
 
 
 @router.get("/{subject_id}/export", summary="Everything held about a subject (GDPR Art. 15)")
-async def export(subject_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict[str, Any]:
+async def export(subject_id: str, platform: PlatformDep, principal: PrivacyKey) -> dict[str, Any]:
     return await run_in_threadpool(privacy.export, platform, principal, subject_id)
 
 
 @router.post("/{subject_id}/consents/{purpose}/withdraw", summary="Withdraw one purpose")
 async def withdraw(
-    subject_id: str, purpose: str, platform: PlatformDep, principal: PrincipalDep
+    subject_id: str, purpose: str, platform: PlatformDep, principal: PrivacyKey
 ) -> dict[str, Any]:
     return await run_in_threadpool(privacy.withdraw, platform, principal, subject_id, purpose)
 
 
 @router.delete("/{subject_id}", summary="Erase a subject (GDPR Art. 17)")
-async def erase(subject_id: str, platform: PlatformDep, principal: PrincipalDep) -> dict[str, Any]:
+async def erase(subject_id: str, platform: PlatformDep, principal: PrivacyKey) -> dict[str, Any]:
     return await run_in_threadpool(privacy.erase, platform, principal, subject_id)
