@@ -52,10 +52,10 @@ def network_of(platform: Platform, network_id: str) -> Network:
 
 def active_subjects(platform: Platform, network_id: str, hits: list[Hit]) -> list[Hit]:
     """The hits whose subject is active in the network (any consent)."""
-    return _recheck(platform, network_id, hits, purposes=PURPOSES)
+    return recheck_hits(platform, network_id, hits, purposes=PURPOSES)
 
 
-def _recheck(
+def recheck_hits(
     platform: Platform, network_id: str, hits: list[Hit], *, purposes: Collection[str]
 ) -> list[Hit]:
     """Every hit re-checked against the database: active subject, consent for a purpose."""
@@ -92,7 +92,7 @@ def identify(
         platform.engine_key,
         vector,
         max_candidates,
-        accept=lambda found: _recheck(platform, network.id, found, purposes=purposes),
+        accept=lambda found: recheck_hits(platform, network.id, found, purposes=purposes),
     )
     result = _identification(platform, hits)
     _audit_identify(platform, principal, result, purpose)
