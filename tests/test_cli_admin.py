@@ -129,3 +129,28 @@ def test_served_api_with_two_workers(server: tuple[str, dict[str, str]], lfw: Pa
         with pytest.raises(ApiError) as refused:
             terminal.erase(subject["subject_id"])
         assert refused.value.status == 403
+
+
+def test_import_and_identify_commands(
+    server: tuple[str, dict[str, str]], lfw: Path, tmp_path: Path
+) -> None:
+    url, keys = server
+    people = tmp_path / "people"
+    for path in sorted(lfw.glob("A*_0001.jpg")):
+        folder = people / path.stem.rsplit("_", 1)[0]
+        folder.mkdir(parents=True)
+        folder.joinpath(path.name).write_bytes(path.read_bytes())
+    imported = _json("import", str(people), "--server", url, "--key", keys["enrol"])
+    assert imported["people"] == 3 and imported["enrolled"] == 3, imported
+    found = _json(
+        "identify", str(lfw / "Aaron_Sorkin_0002.jpg"), "--server", url, "--key", keys["terminal"]
+    )
+    subjects = imported["subjects"]
+    assert isinstance(subjects, dict)
+    assert found["match"] == subjects["Aaron_Sorkin"]
+    refused = runner.invoke(
+        app,
+        ["enrol", str(lfw / "Aaron_Sorkin_0001.jpg"), "--server", url, "--key", keys["terminal"]],
+    )
+    assert refused.exit_code != 0
+    assert "403" in str(refused.exception)

@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     #: dlib-resnet-v1's backend: "onnx" (graph converted from dlib's file) or "dlib".
     dlib_backend: str = "onnx"
     #: Detector fallback order, tried left to right until one finds a face.
-    detectors: tuple[str, ...] = ("hog0", "blazeface-short", "hog1")
+    detectors: tuple[str, ...] = ("blazeface-short", "hog0", "hog1")
     images: ImageLimits = ImageLimits()
 
     #: SQLAlchemy URL; SQLite under the data directory when unset.

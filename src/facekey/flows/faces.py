@@ -12,6 +12,10 @@ from facekey.pipeline import Face, main_face
 from facekey.security.transform import TemplateTransform
 from facekey.vision.types import FloatArray
 
+#: A second face at least this large (eye distance, relative to the main face) makes an
+#: enrolment image ambiguous; smaller faces are bystanders in the background.
+AMBIGUOUS_FACE_RATIO = 0.6
+
 
 def probe_face(platform: Platform, data: bytes) -> Face:
     """The main face of a probe image (identification, verification)."""
@@ -20,19 +24,29 @@ def probe_face(platform: Platform, data: bytes) -> Face:
 
 
 def enrolment_faces(platform: Platform, images: Sequence[bytes]) -> list[Face]:
-    """Exactly one good face per enrolment image; else a precise 422 reason."""
+    """One good face per enrolment image (small background faces are ignored); else a
+    precise 422 reason."""
     faces = []
     for number, data in enumerate(images, start=1):
-        _, found = platform.reader.faces(data)
+        shape, found = platform.reader.faces(data)
         if not found:
             raise NoFace(f"image {number}: no face was found")
-        if len(found) > 1:
+        face = main_face(found, shape)
+        if _ambiguous(face, found):
             raise MultipleFaces(f"image {number}: {len(found)} faces; enrol one person at a time")
-        problems = platform.quality_policy.problems(found[0].quality)
+        problems = platform.quality_policy.problems(face.quality)
         if problems:
             raise LowQuality(f"image {number}: {', '.join(problems)}")
-        faces.append(found[0])
+        faces.append(face)
     return faces
+
+
+def _ambiguous(main: Face, found: Sequence[Face]) -> bool:
+    """Whether another face is large enough that the image may be of them."""
+    size = main.quality.eye_distance_px
+    return any(
+        f is not main and f.quality.eye_distance_px >= AMBIGUOUS_FACE_RATIO * size for f in found
+    )
 
 
 def protected(transform: TemplateTransform, face: Face) -> FloatArray:
