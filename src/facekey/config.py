@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     retain_images: bool = False
     #: Below this many templates a gallery is searched exactly; HNSW above.
     hnsw_threshold: int = Field(default=50_000, gt=0)
+    #: Checkout: estimated false-charge probability allowed per face-only transaction.
+    false_charge_target: float = Field(default=1e-5, gt=0, lt=1)
+    #: Checkout: the same for the search of a step-up bucket (phone digits or PIN).
+    step_up_false_charge_target: float = Field(default=1e-5, gt=0, lt=1)
+    #: Checkout: amounts above this (minor units) always need a step-up.
+    step_up_amount_minor: int = Field(default=10_000, ge=0)
+    #: Checkout: amounts above this are declined.
+    max_amount_minor: int = Field(default=100_000, gt=0)
     #: The most images accepted by one request (enrolment takes 1–5).
     max_images_per_request: int = Field(default=5, gt=0, le=20)
 

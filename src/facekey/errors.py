@@ -34,7 +34,15 @@ their message. Each class says what went wrong in terms a caller can act on::
         ├── InvalidRequest         malformed or inconsistent input
         ├── NotFound               no such resource in the caller's network
         ├── AuthenticationFailed   a missing, unknown, revoked or expired API key
-        └── PermissionDenied       the key's scope does not allow this
+        ├── IdempotencyConflict    an idempotency key reused for a different request
+        ├── PermissionDenied       the key's scope does not allow this
+        └── SignatureError         a terminal request whose HMAC signature cannot be accepted
+            ├── SignatureMissing   a signature header is missing or malformed
+            ├── SignatureInvalid   the signature does not match the request
+            ├── StaleRequest       the timestamp is outside the replay window
+            ├── ReplayedRequest    the nonce was already used by this device
+            ├── DeviceDisabled     the device exists but was disabled
+            └── UnknownDevice      no such device in the network
 """
 
 from __future__ import annotations
@@ -164,5 +172,40 @@ class AuthenticationFailed(RequestError):
     """A missing, malformed, unknown, revoked or expired API key."""
 
 
+class IdempotencyConflict(RequestError):
+    """An idempotency key already used for a different request."""
+
+
 class PermissionDenied(RequestError):
     """The key is valid but its scope does not allow this operation."""
+
+
+class SignatureError(RequestError):
+    """A terminal request whose HMAC signature cannot be accepted."""
+
+
+class SignatureMissing(SignatureError):
+    """A request signature header is missing or malformed."""
+
+
+class SignatureInvalid(SignatureError):
+    """The request signature does not match the request.
+
+    The message never holds the expected signature or the secret.
+    """
+
+
+class StaleRequest(SignatureError):
+    """The request timestamp is outside the replay window (or the terminal clock is off)."""
+
+
+class ReplayedRequest(SignatureError):
+    """The request nonce was already used by this device."""
+
+
+class DeviceDisabled(SignatureError):
+    """The signing device exists but has been disabled."""
+
+
+class UnknownDevice(SignatureError):
+    """No such signing device in the caller's network."""

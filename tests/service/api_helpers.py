@@ -47,3 +47,22 @@ def identify(client: TestClient, network: Network, path: Path, **fields: str) ->
         data=fields,
         files=[image_file(path, "image")],
     )
+
+
+def multipart(
+    fields: dict[str, str], files: list[tuple[str, tuple[str, bytes, str]]] | None = None
+) -> tuple[bytes, str]:
+    """(body, content type) of a multipart form, built by hand so it can be signed."""
+    boundary = "facekeyboundary7d1e"
+    parts = []
+    for name, value in fields.items():
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+        parts.append(f"{head}{value}\r\n".encode())
+    for name, (filename, data, content_type) in files or []:
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'
+        )
+        parts.append(head.encode() + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"

@@ -20,6 +20,7 @@ from facekey.flows.search import active_subjects, network_of, subject_vectors
 from facekey.pipeline import Face
 from facekey.security.api_keys import Scope
 from facekey.security.card_numbers import looks_like_card_number
+from facekey.security.pins import check_pin_format, hash_pin
 from facekey.security.transform import TemplateTransform
 from facekey.store import audit, subjects
 from facekey.store.tables import Network, Subject, new_id
@@ -69,6 +70,7 @@ class EnrolRequest:
     phone: str | None = None
     payment_token: str | None = None
     external_ref: str | None = None
+    pin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,8 @@ def _check_fields(platform: Platform, request: EnrolRequest) -> None:
         )
     if request.phone is not None and not _valid_phone(request.phone):
         raise InvalidRequest("phone must be a telephone number of 7 to 15 digits")
+    if request.pin is not None:
+        check_pin_format(request.pin)
     if request.external_ref is not None and not 1 <= len(request.external_ref) <= 200:
         raise InvalidRequest("external_ref must be 1 to 200 characters")
 
@@ -207,6 +211,8 @@ def _create_subject(
         ),
         phone_bucket=platform.vault.phone_bucket(network, phone) if phone else None,
     )
+    if request.pin is not None:
+        subject.pin_hash = hash_pin(request.pin)
     for purpose in request.consent.purposes:
         subjects.grant_consent(
             session,

@@ -14,6 +14,7 @@ from facekey.engines.base import Engine, EngineInfo
 from facekey.evaluation.metrics import CalibrationTable
 from facekey.flows.gallery_source import StoreGallerySource
 from facekey.flows.protection import Vault, engine_key_of
+from facekey.flows.risk import RiskConfig
 from facekey.gallery.index import GalleryIndex
 from facekey.gallery.sync import GalleryRegistry
 from facekey.pipeline import Face, FacePipeline
@@ -57,6 +58,7 @@ class Platform:
     calibration: CalibrationTable | None
     galleries: GalleryRegistry
     quality_policy: QualityPolicy = field(default_factory=QualityPolicy)
+    risk_config: RiskConfig = field(default_factory=RiskConfig)
 
     @classmethod
     def open(
@@ -77,7 +79,21 @@ class Platform:
         calibration = shipped_calibration(info)
         if calibration is None:
             log.warning("no calibration for %s: identification will never name a match", info.id)
-        return cls(settings, database, vault, FaceReader(pipeline), calibration, galleries)
+        risk_config = RiskConfig(
+            false_charge_target=settings.false_charge_target,
+            step_up_false_charge_target=settings.step_up_false_charge_target,
+            step_up_amount_minor=settings.step_up_amount_minor,
+            max_amount_minor=settings.max_amount_minor,
+        )
+        return cls(
+            settings,
+            database,
+            vault,
+            FaceReader(pipeline),
+            calibration,
+            galleries,
+            risk_config=risk_config,
+        )
 
     @property
     def engine_key(self) -> str:

@@ -14,6 +14,7 @@ from facekey.flows.protection import open_text
 from facekey.flows.search import PURPOSES
 from facekey.security.api_keys import Scope
 from facekey.store import audit, subjects
+from facekey.store import checkout as checkout_store
 from facekey.store.erasure import erase_subject
 from facekey.store.tables import Subject
 
@@ -61,6 +62,8 @@ def withdraw(
     with platform.database.session() as session:
         subject = _active_subject(session, principal, subject_id)
         changed = subjects.withdraw_consent(session, subject_id=subject.id, purpose=purpose)
+        if purpose == "personalization":
+            checkout_store.delete_preferences(session, subject_id=subject.id)
         _log(
             session,
             principal,

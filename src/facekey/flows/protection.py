@@ -82,6 +82,12 @@ class Vault:
         key = hashlib.sha256(b"facekey-phone-bucket:" + self._network_secret(network)).digest()
         return hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()
 
+    def customer_pseudonym(self, network: Network, subject_id: str, merchant_id: str) -> str:
+        """A customer id stable per merchant and unlinkable across merchants."""
+        key = hashlib.sha256(b"facekey-customer-id:" + self._network_secret(network)).digest()
+        message = f"{merchant_id}:{subject_id}".encode()
+        return "cus_" + hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+
     # ------------------------------------------------------------------ subjects
 
     def new_subject_key(self, subject_id: str) -> tuple[bytes, bytes]:

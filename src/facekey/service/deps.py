@@ -49,6 +49,7 @@ EnrolKey = Annotated[Principal, Depends(scoped(Scope.ENROL))]
 TerminalKey = Annotated[Principal, Depends(scoped(Scope.TERMINAL))]
 VerifyKey = Annotated[Principal, Depends(scoped(Scope.TERMINAL, Scope.ENROL))]
 PrivacyKey = Annotated[Principal, Depends(scoped(Scope.PRIVACY))]
+AdminKey = Annotated[Principal, Depends(scoped(Scope.ADMIN))]
 
 
 async def read_upload(upload: UploadFile, platform: Platform, *, name: str) -> bytes:

@@ -30,6 +30,10 @@ _STATUS: Final[tuple[tuple[type[errors.FacekeyError], int], ...]] = (
     (errors.AuthenticationFailed, 401),
     (errors.InvalidApiKey, 401),
     (errors.PermissionDenied, 403),
+    (errors.DeviceDisabled, 403),
+    (errors.ReplayedRequest, 409),
+    (errors.SignatureError, 401),
+    (errors.IdempotencyConflict, 409),
     (errors.EngineMismatch, 409),
 )
 

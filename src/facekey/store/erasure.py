@@ -15,6 +15,8 @@ from facekey.store.tables import (
     AuditEvent,
     Consent,
     ErasureReceipt,
+    MerchantExclusion,
+    Preference,
     RetainedImage,
     Subject,
     Template,
@@ -63,12 +65,16 @@ def _lock_subject(session: Session, *, subject: Subject) -> Subject:
 
 
 def _delete_personal_rows(session: Session, *, subject_id: str) -> tuple[int, tuple[str, ...]]:
-    """Delete templates, retained images and consents; return the count and engine keys."""
+    """Delete templates, retained images, consents, merchant exclusions and preferences.
+
+    Returns the number of templates and their engine keys. Authorizations are kept: they hold
+    only pseudonymous fields and point at the subject's stub.
+    """
     rows = session.execute(
         select(Template.engine_id, Template.engine_version).where(Template.subject_id == subject_id)
     ).all()
     keys = tuple(sorted({engine_key(row.engine_id, row.engine_version) for row in rows}))
-    for table in (Template, RetainedImage, Consent):
+    for table in (Template, RetainedImage, Consent, MerchantExclusion, Preference):
         session.execute(
             delete(table)
             .where(table.subject_id == subject_id)
@@ -83,6 +89,7 @@ def _shred(subject: Subject) -> None:
     subject.sealed_phone = None
     subject.sealed_payment_token = None
     subject.phone_bucket = None
+    subject.pin_hash = None
     subject.external_ref = None
     subject.status = "erased"
     subject.erased_at = utcnow()
@@ -125,9 +132,10 @@ def erase_subject(
 ) -> ErasureResult:
     """Erase ``subject`` in the caller's transaction.
 
-    Deletes its templates, retained images and consents; nulls its wrapped data key and every
-    personal column; marks it erased; logs a "remove_subject" gallery change for each engine it
-    had templates for; appends a ``subject.erase`` audit event by ``actor``; writes a receipt.
+    Deletes its templates, retained images, consents, merchant exclusions and preferences; nulls
+    its wrapped data key, PIN hash and every other personal column; marks it erased; logs a
+    "remove_subject" gallery change for each engine it had templates for; appends a
+    ``subject.erase`` audit event by ``actor``; writes a receipt. Authorizations are kept.
 
     Raises:
         SubjectNotActive: the subject was already erased.

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -43,6 +44,9 @@ NAMING_CONVENTION = {
 SUBJECT_STATUSES = ("active", "erased")
 TEMPLATE_SOURCES = ("enrolment", "added", "liveness")
 CHANGE_KINDS = ("add", "remove_subject", "remove_template")
+AUTHORIZATION_STATUSES = ("final", "pending_step_up")
+AUTHORIZATION_DECISIONS = ("approved", "step_up", "declined")
+FAILURE_KINDS = ("subject", "device")
 
 
 def utcnow() -> datetime:
@@ -156,6 +160,9 @@ class Device(Base):
     kek_id: Mapped[str] = mapped_column(String(100))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    name: Mapped[str | None] = mapped_column(String(200))
+    #: When the device was disabled (``enabled`` is then False); NULL while enabled.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ApiKey(Base):
@@ -200,6 +207,8 @@ class Subject(Base):
     sealed_payment_token: Mapped[bytes | None] = mapped_column(LargeBinary)
     #: A keyed hash of the phone's last 4 digits, for the checkout step-up.
     phone_bucket: Mapped[str | None] = mapped_column(String(128))
+    #: A salted hash of the checkout PIN (computed by the caller); NULL once erased.
+    pin_hash: Mapped[str | None] = mapped_column(String(200))
 
 
 class Consent(Base):
@@ -313,6 +322,118 @@ class ErasureReceipt(Base):
     templates_erased: Mapped[int] = mapped_column(Integer)
     receipt_hash: Mapped[str] = mapped_column(String(64))
     audit_sequence: Mapped[int] = mapped_column(Integer)
+
+
+class RequestNonce(Base):
+    """A nonce a terminal signed a request with, kept for the replay window."""
+
+    __tablename__ = "request_nonces"
+
+    device_id: Mapped[str] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    nonce: Mapped[str] = mapped_column(String(100), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class Authorization(Base):
+    """One checkout decision: the ledger row of an idempotent terminal request.
+
+    It holds only pseudonymous fields: ``subject_id`` points at a subject row that survives
+    erasure as a stub, ``evidence`` is canonical JSON of scores and policy inputs, never
+    biometric data.
+    """
+
+    __tablename__ = "authorizations"
+    __table_args__ = (
+        UniqueConstraint("device_id", "idempotency_key"),
+        Index(None, "merchant_id", "created_at"),
+        Index(None, "subject_id", "created_at"),
+        Index(None, "network_id", "created_at"),
+        Index(None, "device_id", "created_at"),
+        CheckConstraint(_in_check("status", AUTHORIZATION_STATUSES), name="status"),
+        CheckConstraint(_in_check("decision", AUTHORIZATION_DECISIONS), name="decision"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"))
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"))
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    #: sha256 (hex) of the canonical request, to detect a key reused for another request.
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20))
+    decision: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(100))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    subject_id: Mapped[str | None] = mapped_column(ForeignKey("subjects.id"))
+    #: The per-merchant pseudonymous customer id given to the merchant.
+    customer_pseudonym: Mapped[str | None] = mapped_column(String(64))
+    policy_version: Mapped[str] = mapped_column(String(50))
+    evidence: Mapped[str] = mapped_column(Text)
+    step_up_method: Mapped[str | None] = mapped_column(String(20))
+    step_up_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: When the decision became final; NULL while a step-up is pending.
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class FailureCounter(Base):
+    """Consecutive failed checkouts of one subject or device, and its lockout."""
+
+    __tablename__ = "failure_counters"
+    __table_args__ = (CheckConstraint(_in_check("kind", FAILURE_KINDS), name="kind"),)
+
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    consecutive: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ProbeFingerprint(Base):
+    """The sha256 of a recent probe image's bytes, to decline exact replays."""
+
+    __tablename__ = "probe_fingerprints"
+
+    network_id: Mapped[str] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True
+    )
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(36))
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class MerchantExclusion(Base):
+    """A merchant where the subject does not want to pay by face."""
+
+    __tablename__ = "merchant_exclusions"
+
+    subject_id: Mapped[str] = mapped_column(
+        ForeignKey("subjects.id", ondelete="CASCADE"), primary_key=True
+    )
+    merchant_id: Mapped[str] = mapped_column(
+        ForeignKey("merchants.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Preference(Base):
+    """A subject's sealed personalization preferences at one merchant."""
+
+    __tablename__ = "preferences"
+
+    subject_id: Mapped[str] = mapped_column(
+        ForeignKey("subjects.id", ondelete="CASCADE"), primary_key=True
+    )
+    merchant_id: Mapped[str] = mapped_column(
+        ForeignKey("merchants.id", ondelete="CASCADE"), primary_key=True
+    )
+    sealed_payload: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 def engine_key(engine_id: str, engine_version: str) -> str:

@@ -76,11 +76,26 @@ def get_store(session: Session, *, network_id: str, store_id: str) -> Store | No
 
 
 def create_device(
-    session: Session, *, store_id: str, network_id: str, wrapped_secret: bytes, kek_id: str
+    session: Session,
+    *,
+    store_id: str,
+    network_id: str,
+    wrapped_secret: bytes,
+    kek_id: str,
+    device_id: str | None = None,
+    name: str | None = None,
 ) -> Device:
-    """Add a terminal or kiosk; ``wrapped_secret`` is its HMAC secret wrapped by the KEK."""
+    """Add a terminal or kiosk; ``wrapped_secret`` is its HMAC secret wrapped by the KEK.
+
+    Pass ``device_id`` when it was needed before (e.g. as the wrapping context).
+    """
     device = Device(
-        store_id=store_id, network_id=network_id, wrapped_secret=wrapped_secret, kek_id=kek_id
+        id=device_id or new_id(),
+        store_id=store_id,
+        network_id=network_id,
+        wrapped_secret=wrapped_secret,
+        kek_id=kek_id,
+        name=name,
     )
     session.add(device)
     session.flush()

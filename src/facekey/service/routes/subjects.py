@@ -38,6 +38,7 @@ async def create_subject(
     phone: Annotated[str | None, Form()] = None,
     payment_token: Annotated[str | None, Form()] = None,
     external_ref: Annotated[str | None, Form()] = None,
+    pin: Annotated[str | None, Form(description="4–8 digits for the checkout step-up")] = None,
 ) -> dict[str, Any]:
     request = enrol_flow.EnrolRequest(
         consent=enrol_flow.ConsentRequest.parse(consent),
@@ -45,6 +46,7 @@ async def create_subject(
         phone=form_text(phone, "phone", max_length=40),
         payment_token=form_text(payment_token, "payment_token", max_length=200),
         external_ref=form_text(external_ref, "external_ref", max_length=200),
+        pin=form_text(pin, "pin", max_length=8),
     )
     result = await run_in_threadpool(enrol_flow.enrol, platform, principal, request)
     return {

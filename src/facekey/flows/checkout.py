@@ -1,0 +1,538 @@
+"""Pay-by-face checkout: one signed terminal call → approved / step_up / declined.
+
+The face is searched in the network's gallery (subjects with payment consent who have not
+excluded this merchant), the risk policy (:mod:`facekey.flows.risk`) decides from the
+calibrated FMR and the gallery size, and the decision is written to the ledger under the
+terminal's idempotency key, so a retried call gets the same answer and never authorizes twice.
+A step-up narrows the search to the subjects whose phone number ends in the digits the customer
+types (or checks the PIN of the face's best candidate). Approvals return the payment-token
+reference, a per-merchant customer id and the personalization payload; never biometric data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from facekey.errors import IdempotencyConflict, InvalidRequest, NotFound, PermissionDenied
+from facekey.flows import risk
+from facekey.flows.auth import Principal
+from facekey.flows.devices import DeviceIdentity, check_merchant
+from facekey.flows.edge import probe_vector
+from facekey.flows.personalization import preferences_for
+from facekey.flows.platform import Platform
+from facekey.flows.protection import open_text, open_vector
+from facekey.flows.search import network_of, recheck_hits
+from facekey.gallery.index import Hit
+from facekey.security.api_keys import Scope
+from facekey.security.pins import verify_pin
+from facekey.store import audit, subjects
+from facekey.store import checkout as ledger
+from facekey.store.tables import Authorization, Network, Subject, new_id
+from facekey.vision.types import FloatArray
+
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_DIGITS = re.compile(r"[0-9]{4}")
+#: Candidates fetched per search: the best and the runner-up decide the margin rule.
+SEARCH_DEPTH: Final = 3
+STEP_UP_TTL: Final = timedelta(minutes=5)
+REPLAY_WINDOW: Final = timedelta(hours=1)
+LOCK_AFTER: Final = 5
+LOCK_FOR: Final = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    """What a terminal sends: the sale, and an image or an on-device template."""
+
+    amount_minor: int
+    currency: str
+    merchant_id: str
+    store_id: str
+    idempotency_key: str
+    image: bytes | None = None
+    template: bytes | None = None
+
+    def validate(self) -> None:
+        if self.amount_minor <= 0:
+            raise InvalidRequest("amount must be a positive number of minor units (cents)")
+        if not _CURRENCY.fullmatch(self.currency):
+            raise InvalidRequest("currency must be an ISO 4217 code such as EUR")
+        if not 1 <= len(self.idempotency_key) <= 200:
+            raise InvalidRequest("idempotency_key must be 1 to 200 characters")
+        if (self.image is None) == (self.template is None):
+            raise InvalidRequest("send exactly one of image or template")
+
+    def digest(self) -> str:
+        """sha256 of the request, to recognise a retry and refuse a reused key."""
+        probe = self.image if self.image is not None else self.template or b""
+        fields = [
+            str(self.amount_minor),
+            self.currency,
+            self.merchant_id,
+            self.store_id,
+            hashlib.sha256(probe).hexdigest(),
+        ]
+        return hashlib.sha256("\n".join(fields).encode()).hexdigest()
+
+
+def checkout(
+    platform: Platform, principal: Principal, device: DeviceIdentity, request: CheckoutRequest
+) -> dict[str, Any]:
+    """Decide a checkout; a retry with the same idempotency key returns the same answer."""
+    started = time.perf_counter()
+    principal.require(Scope.TERMINAL)
+    request.validate()
+    check_merchant(device, merchant_id=request.merchant_id, store_id=request.store_id)
+    digest = request.digest()
+    with platform.database.session() as session:
+        existing = ledger.find_authorization(
+            session, device_id=device.device_id, idempotency_key=request.idempotency_key
+        )
+        if existing is not None:
+            return _replayed_answer(platform, session, existing, digest)
+    network = network_of(platform, principal.network_id)
+    vector = probe_vector(platform, network, request.image, request.template)
+    hits, gallery_size = _search(platform, network, vector, request.merchant_id)
+    with platform.database.session() as session:
+        decision = _decide_face_only(platform, session, device, request, hits, gallery_size)
+        candidate = hits[0].subject_id if hits and decision.decision == "step_up" else None
+        row = _record(platform, session, device, request, digest, decision, started, candidate)
+        if row.request_hash != digest:  # a concurrent call used the key for another request
+            raise IdempotencyConflict("this idempotency key was used for a different request")
+        return _answer(platform, session, network, row)
+
+
+def step_up(
+    platform: Platform,
+    principal: Principal,
+    device: DeviceIdentity,
+    authorization_id: str,
+    *,
+    phone_digits: str | None = None,
+    pin: str | None = None,
+    image: bytes | None = None,
+    template: bytes | None = None,
+) -> dict[str, Any]:
+    """Finish a pending checkout with the phone's last 4 digits or a PIN."""
+    principal.require(Scope.TERMINAL)
+    if (phone_digits is None) == (pin is None):
+        raise InvalidRequest("send exactly one of phone_digits or pin")
+    if phone_digits is not None and not _DIGITS.fullmatch(phone_digits):
+        raise InvalidRequest("phone_digits must be the last 4 digits of the phone number")
+    network = network_of(platform, principal.network_id)
+    with platform.database.session() as session:
+        row = _pending(session, principal, device, authorization_id)
+        if row.decision != "step_up" or row.status != "pending_step_up":
+            return _answer(platform, session, network, row)  # already decided: same answer
+    vector = probe_vector(platform, network, image, template)
+    with platform.database.session() as session:
+        row = _pending(session, principal, device, authorization_id)
+        if row.status != "pending_step_up":
+            return _answer(platform, session, network, row)
+        if _expired(row):
+            decision = _declined("step_up_expired")
+        elif phone_digits is not None:
+            decision = _bucket_decision(platform, session, network, row, vector, phone_digits)
+        else:
+            decision = _pin_decision(platform, session, network, row, vector, pin or "")
+        _finish_step_up(platform, session, device, row, decision)
+        return _answer(platform, session, network, row)
+
+
+def authorization(
+    platform: Platform, principal: Principal, authorization_id: str
+) -> dict[str, Any]:
+    """A ledger entry for the merchant (no biometric data, no payment token)."""
+    principal.require(Scope.TERMINAL)
+    with platform.database.session() as session:
+        row = ledger.get_authorization(
+            session, network_id=principal.network_id, authorization_id=authorization_id
+        )
+        if row is None:
+            raise NotFound(f"no authorization {authorization_id}")
+        return _ledger_view(row)
+
+
+def daily_totals(platform: Platform, principal: Principal, day: str) -> dict[str, Any]:
+    """Per merchant and currency: approvals, amounts, step-ups and declines of a UTC day."""
+    principal.require(Scope.ADMIN)
+    try:
+        date = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).date()
+    except ValueError as exc:
+        raise InvalidRequest("day must be YYYY-MM-DD") from exc
+    with platform.database.session() as session:
+        totals = ledger.daily_totals(session, network_id=principal.network_id, day=date)
+    return {"day": day, "merchants": [vars(t) | {} for t in totals]}
+
+
+# ---------------------------------------------------------------------- face-only decision
+
+
+def _search(
+    platform: Platform, network: Network, vector: FloatArray, merchant_id: str
+) -> tuple[list[Hit], int]:
+    """Best candidates with payment consent who have not excluded the merchant; and N."""
+    gallery = platform.galleries.get(network.id, platform.engine_key)
+
+    def accept(found: list[Hit]) -> list[Hit]:
+        allowed = recheck_hits(platform, network.id, found, purposes=("payment",))
+        with platform.database.session() as session:
+            return [
+                h
+                for h in allowed
+                if not ledger.is_excluded(session, subject_id=h.subject_id, merchant_id=merchant_id)
+            ]
+
+    hits = gallery.search(vector, SEARCH_DEPTH, accept=accept)
+    return hits, max(gallery.index.subjects, len(hits), 1)
+
+
+def _decide_face_only(
+    platform: Platform,
+    session: Session,
+    device: DeviceIdentity,
+    request: CheckoutRequest,
+    hits: list[Hit],
+    gallery_size: int,
+) -> risk.Decision:
+    now = datetime.now(UTC)
+    config = platform.risk_config
+    best = hits[0].subject_id if hits else None
+    since = now - timedelta(seconds=config.velocity_window_s)
+    counters = risk.Counters(
+        subject_recent_approvals=(
+            ledger.recent_decisions(session, subject_id=best, since=since) if best else 0
+        ),
+        device_recent_approvals=ledger.recent_decisions(
+            session, device_id=device.device_id, since=since
+        ),
+    )
+    inputs = risk.RiskInput(
+        search=risk.SearchOutcome(
+            tuple((h.subject_id, h.score) for h in hits), gallery_size, "face_only"
+        ),
+        amount_minor=request.amount_minor,
+        currency=request.currency,
+        counters=counters,
+        lockout=_lockout(session, device.device_id, best, now),
+        replayed_image=_replayed_image(session, device, request, now),
+    )
+    return risk.decide(inputs, _table(platform), config)
+
+
+def _lockout(
+    session: Session, device_id: str, subject_id: str | None, now: datetime
+) -> risk.Lockout:
+    def locked(kind: str, key: str | None) -> bool:
+        state = ledger.lock_state(session, kind=kind, key=key, now=now) if key else None
+        return state is not None and state.is_locked(now)
+
+    return risk.Lockout(
+        subject_locked=locked("subject", subject_id), device_locked=locked("device", device_id)
+    )
+
+
+def _replayed_image(
+    session: Session, device: DeviceIdentity, request: CheckoutRequest, now: datetime
+) -> bool:
+    if request.image is None:
+        return False
+    return ledger.seen_probe(
+        session,
+        network_id=device.network_id,
+        sha256=hashlib.sha256(request.image).hexdigest(),
+        device_id=device.device_id,
+        now=now,
+        window=REPLAY_WINDOW,
+    )
+
+
+def _record(
+    platform: Platform,
+    session: Session,
+    device: DeviceIdentity,
+    request: CheckoutRequest,
+    digest: str,
+    decision: risk.Decision,
+    started: float,
+    candidate: str | None,
+) -> Authorization:
+    """Write the decision to the ledger (a pending step-up remembers the face's candidate)."""
+    probe = request.image if request.image is not None else request.template or b""
+    evidence = dict(decision.evidence) | {"probe": hashlib.sha256(probe).hexdigest()}
+    pending = decision.decision == "step_up"
+    row = ledger.create_authorization(
+        session,
+        network_id=device.network_id,
+        merchant_id=request.merchant_id,
+        store_id=request.store_id,
+        device_id=device.device_id,
+        idempotency_key=request.idempotency_key,
+        request_hash=digest,
+        status="pending_step_up" if pending else "final",
+        decision=decision.decision,
+        reason=decision.reason,
+        amount_minor=request.amount_minor,
+        currency=request.currency,
+        policy_version=decision.policy_version,
+        evidence=evidence,
+        subject_id=decision.subject_id or candidate,
+        step_up_method=decision.step_up_method,
+        decided_at=datetime.now(UTC),
+        latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        authorization_id=new_id(),
+    )
+    _count_outcome(session, "device", device.device_id, decision)
+    _audit(session, row, decision)
+    return row
+
+
+# ---------------------------------------------------------------------- step-up
+
+
+def _pending(
+    session: Session, principal: Principal, device: DeviceIdentity, authorization_id: str
+) -> Authorization:
+    row = ledger.get_authorization(
+        session, network_id=principal.network_id, authorization_id=authorization_id
+    )
+    if row is None:
+        raise NotFound(f"no authorization {authorization_id}")
+    if row.device_id != device.device_id:
+        raise PermissionDenied("a step-up comes from the terminal that started the checkout")
+    return row
+
+
+def _expired(row: Authorization) -> bool:
+    return datetime.now(UTC) - row.created_at > STEP_UP_TTL
+
+
+def _bucket_decision(
+    platform: Platform,
+    session: Session,
+    network: Network,
+    row: Authorization,
+    vector: FloatArray,
+    digits: str,
+) -> risk.Decision:
+    bucket = subjects.subjects_in_bucket(
+        session, network_id=network.id, phone_bucket=platform.vault.phone_bucket(network, digits)
+    )
+    allowed = subjects.subjects_with_purpose(
+        session, network_id=network.id, subject_ids=bucket, purpose="payment"
+    )
+    scored = sorted(
+        (
+            (sid, _best_score(platform, session, sid, vector))
+            for sid in sorted(allowed)
+            if not ledger.is_excluded(session, subject_id=sid, merchant_id=row.merchant_id)
+        ),
+        key=lambda item: item[1],
+        reverse=True,
+    )
+    return _evaluate_bucket(platform, session, row, tuple(scored), max(len(bucket), 1))
+
+
+def _pin_decision(
+    platform: Platform,
+    session: Session,
+    network: Network,
+    row: Authorization,
+    vector: FloatArray,
+    pin: str,
+) -> risk.Decision:
+    candidate = row.subject_id
+    subject = (
+        subjects.get_subject(session, network_id=network.id, subject_id=candidate)
+        if candidate
+        else None
+    )
+    if subject is None or subject.pin_hash is None or not verify_pin(pin, subject.pin_hash):
+        return _evaluate_bucket(platform, session, row, (), 1)
+    score = _best_score(platform, session, subject.id, vector)
+    return _evaluate_bucket(platform, session, row, ((subject.id, score),), 1)
+
+
+def _evaluate_bucket(
+    platform: Platform,
+    session: Session,
+    row: Authorization,
+    scored: tuple[tuple[str, float], ...],
+    bucket_size: int,
+) -> risk.Decision:
+    now = datetime.now(UTC)
+    best = scored[0][0] if scored else None
+    inputs = risk.RiskInput(
+        search=risk.SearchOutcome(scored, bucket_size, "bucket"),
+        amount_minor=row.amount_minor,
+        currency=row.currency,
+        lockout=_lockout(session, row.device_id, best, now),
+    )
+    return risk.decide(inputs, _table(platform), platform.risk_config)
+
+
+def _best_score(platform: Platform, session: Session, subject_id: str, vector: FloatArray) -> float:
+    subject = session.get(Subject, subject_id)
+    if subject is None or subject.wrapped_data_key is None:
+        return -1.0
+    key = platform.vault.subject_key(subject)
+    stored = [
+        open_vector(key, t.sealed_vector, subject_id=subject.id, engine_key=t.engine_key)
+        for t in subjects.templates_of(session, subject_id=subject.id)
+        if t.engine_key == platform.engine_key
+    ]
+    return max((float(np.dot(v, vector)) for v in stored), default=-1.0)
+
+
+def _finish_step_up(
+    platform: Platform,
+    session: Session,
+    device: DeviceIdentity,
+    row: Authorization,
+    decision: risk.Decision,
+) -> None:
+    candidate = row.subject_id
+    evidence = json.loads(row.evidence) | {"step_up": dict(decision.evidence)}
+    ledger.update_authorization(
+        session,
+        authorization=row,
+        status="final",
+        decision=decision.decision,
+        reason=decision.reason,
+        subject_id=decision.subject_id,
+        evidence=json.dumps(evidence, sort_keys=True),
+        step_up_attempts=row.step_up_attempts + 1,
+        decided_at=datetime.now(UTC),
+    )
+    _count_outcome(session, "device", device.device_id, decision)
+    if candidate:
+        _count_outcome(session, "subject", candidate, decision)
+    _audit(session, row, decision)
+
+
+# ---------------------------------------------------------------------- answers
+
+
+def _answer(
+    platform: Platform, session: Session, network: Network, row: Authorization
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "authorization_id": row.id,
+        "decision": row.decision,
+        "reason": row.reason,
+        "policy_version": row.policy_version,
+        "amount": row.amount_minor,
+        "currency": row.currency,
+    }
+    if row.decision == "step_up":
+        body["step_up"] = {"method": row.step_up_method, "digits": 4}
+    if row.decision == "approved" and row.subject_id:
+        body |= _approval(platform, session, network, row)
+    return body
+
+
+def _approval(
+    platform: Platform, session: Session, network: Network, row: Authorization
+) -> dict[str, Any]:
+    subject = session.get(Subject, row.subject_id)
+    if subject is None or subject.status != "active":
+        return {"payment_token": None, "customer_id": None, "personalization": None}
+    key = platform.vault.subject_key(subject)
+    token = subject.sealed_payment_token
+    return {
+        "payment_token": (
+            open_text(key, token, subject_id=subject.id, field="payment-token") if token else None
+        ),
+        "customer_id": platform.vault.customer_pseudonym(network, subject.id, row.merchant_id),
+        "personalization": preferences_for(platform, session, subject, row.merchant_id),
+    }
+
+
+def _replayed_answer(
+    platform: Platform, session: Session, row: Authorization, digest: str
+) -> dict[str, Any]:
+    if row.request_hash != digest:
+        raise IdempotencyConflict("this idempotency key was used for a different request")
+    network = network_of(platform, row.network_id)
+    return _answer(platform, session, network, row) | {"replayed": True}
+
+
+def _ledger_view(row: Authorization) -> dict[str, Any]:
+    evidence = json.loads(row.evidence)
+    evidence.pop("probe", None)
+    return {
+        "authorization_id": row.id,
+        "merchant_id": row.merchant_id,
+        "store_id": row.store_id,
+        "device_id": row.device_id,
+        "decision": row.decision,
+        "status": row.status,
+        "reason": row.reason,
+        "amount": row.amount_minor,
+        "currency": row.currency,
+        "policy_version": row.policy_version,
+        "created_at": row.created_at.isoformat(),
+        "latency_ms": row.latency_ms,
+        "evidence": evidence,
+    }
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _table(platform: Platform) -> Any:
+    if platform.calibration is None:
+        raise InvalidRequest("checkout needs a calibrated engine; this one has no calibration")
+    return platform.calibration
+
+
+def _declined(reason: str) -> risk.Decision:
+    return risk.Decision("declined", reason, risk.POLICY_VERSION, None, {})
+
+
+def _count_outcome(session: Session, kind: str, key: str, decision: risk.Decision) -> None:
+    if decision.decision == "approved":
+        ledger.record_success(session, kind=kind, key=key)
+    elif decision.decision == "declined" and decision.reason in _FAILURE_REASONS:
+        ledger.record_failure(
+            session,
+            kind=kind,
+            key=key,
+            lock_after=LOCK_AFTER,
+            lock_for=LOCK_FOR,
+            now=datetime.now(UTC),
+        )
+
+
+_FAILURE_REASONS: Final = frozenset({"no_match", "no_match_in_bucket", "replayed_image"})
+
+
+def _audit(session: Session, row: Authorization, decision: risk.Decision) -> None:
+    pseudonym = None
+    if decision.subject_id:
+        subject = session.get(Subject, decision.subject_id)
+        pseudonym = subject.pseudonym if subject else None
+    audit.append_event(
+        session,
+        network_id=row.network_id,
+        actor=row.device_id,
+        action="checkout",
+        subject_pseudonym=pseudonym,
+        outcome=decision.decision,
+        details={
+            "authorization_id": row.id,
+            "reason": decision.reason,
+            "policy_version": decision.policy_version,
+            "amount": row.amount_minor,
+            "currency": row.currency,
+        },
+    )

@@ -1,0 +1,145 @@
+"""Merchants, stores and devices, and the signed calls of terminals.
+
+A device (checkout terminal, kiosk) belongs to one store of one merchant of one network. Its
+HMAC secret is shown once when the device is added and kept wrapped by the key-encryption key.
+Every terminal call carries a signature over method, path, body hash, timestamp and nonce; a
+call outside the time window, with a nonce seen before, from a disabled or unknown device, or
+for another store's merchant, is refused with its own error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from facekey.errors import (
+    DeviceDisabled,
+    NotFound,
+    PermissionDenied,
+    ReplayedRequest,
+    UnknownDevice,
+)
+from facekey.flows.auth import Principal
+from facekey.flows.protection import Vault
+from facekey.security import signing
+from facekey.store import checkout as ledger
+from facekey.store import tenants
+from facekey.store.database import Database
+from facekey.store.tables import new_id
+
+#: Nonces are remembered a little longer than the window in which a timestamp is accepted.
+NONCE_RETENTION = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """A terminal whose signature verified, and where it stands."""
+
+    device_id: str
+    network_id: str
+    store_id: str
+    merchant_id: str
+
+
+def add_merchant(database: Database, network_id: str, name: str) -> dict[str, Any]:
+    with database.session() as session:
+        if tenants.get_network(session, network_id=network_id) is None:
+            raise NotFound(f"no network {network_id}")
+        merchant = tenants.create_merchant(session, network_id=network_id, name=name)
+        return {"merchant_id": merchant.id, "network_id": network_id, "name": name}
+
+
+def add_store(database: Database, network_id: str, merchant_id: str, name: str) -> dict[str, Any]:
+    with database.session() as session:
+        if tenants.get_merchant(session, network_id=network_id, merchant_id=merchant_id) is None:
+            raise NotFound(f"no merchant {merchant_id} in network {network_id}")
+        store = tenants.create_store(session, merchant_id=merchant_id, name=name)
+        return {"store_id": store.id, "merchant_id": merchant_id, "name": name}
+
+
+def add_device(
+    database: Database, vault: Vault, network_id: str, store_id: str, name: str | None = None
+) -> dict[str, Any]:
+    """Register a terminal; its secret is returned here and never again."""
+    device_id = new_id()
+    secret = signing.new_device_secret()
+    with database.session() as session:
+        store = tenants.get_store(session, network_id=network_id, store_id=store_id)
+        if store is None:
+            raise NotFound(f"no store {store_id} in network {network_id}")
+        tenants.create_device(
+            session,
+            device_id=device_id,
+            store_id=store_id,
+            network_id=network_id,
+            wrapped_secret=vault.kek.wrap(secret, context=_device_context(device_id)),
+            kek_id=vault.kek.key_id,
+            name=name,
+        )
+        merchant_id = store.merchant_id
+    return {
+        "device_id": device_id,
+        "store_id": store_id,
+        "merchant_id": merchant_id,
+        "secret": signing.encode_secret(secret),
+    }
+
+
+def disable_device(database: Database, network_id: str, device_id: str) -> dict[str, Any]:
+    with database.session() as session:
+        if not ledger.disable_device(session, network_id=network_id, device_id=device_id):
+            raise NotFound(f"no device {device_id} in network {network_id}")
+    return {"device_id": device_id, "disabled": True}
+
+
+def verify_terminal_call(
+    database: Database,
+    vault: Vault,
+    principal: Principal,
+    *,
+    headers: Mapping[str, str],
+    method: str,
+    path: str,
+    body: bytes,
+    now: float | None = None,
+    window_s: int = 60,
+) -> DeviceIdentity:
+    """Check a terminal call's signature, time window, nonce and device; raise precisely."""
+    signed = signing.parse_signature_headers(headers)
+    now = time.time() if now is None else now
+    with database.session() as session:
+        device = tenants.get_device(session, device_id=signed.device_id)
+        if device is None or device.network_id != principal.network_id:
+            raise UnknownDevice(f"no device {signed.device_id} in this network")
+        if not device.enabled or device.disabled_at is not None:
+            raise DeviceDisabled(f"device {device.id} is disabled")
+        secret = vault.kek.unwrap(device.wrapped_secret, context=_device_context(device.id))
+        signing.verify(
+            signed, secret=secret, method=method, path=path, body=body, now=now, window_s=window_s
+        )
+        seen = datetime.fromtimestamp(now, UTC)
+        if not ledger.remember_nonce(
+            session, device_id=device.id, nonce=signed.nonce, seen_at=seen
+        ):
+            raise ReplayedRequest("this nonce was already used: the request is a replay")
+        ledger.prune_nonces(session, older_than=seen - NONCE_RETENTION)
+        store = tenants.get_store(session, network_id=device.network_id, store_id=device.store_id)
+        if store is None:  # pragma: no cover - the foreign key keeps them together
+            raise UnknownDevice(f"device {device.id} has no store")
+        return DeviceIdentity(device.id, device.network_id, store.id, store.merchant_id)
+
+
+def check_merchant(device: DeviceIdentity, *, merchant_id: str, store_id: str) -> None:
+    """A terminal charges only for its own store's merchant."""
+    if merchant_id != device.merchant_id or store_id != device.store_id:
+        raise PermissionDenied(
+            f"device {device.device_id} belongs to store {device.store_id} of merchant "
+            f"{device.merchant_id}, not to store {store_id} of merchant {merchant_id}"
+        )
+
+
+def _device_context(device_id: str) -> bytes:
+    return f"device:{device_id}".encode()

@@ -1,0 +1,113 @@
+"""Per-merchant preferences (personalization) and merchants a consumer excludes (SSO).
+
+Preferences are sealed with the subject's data key and returned to a merchant only while the
+subject consents to personalization; withdrawing that consent deletes them all. A consumer
+enrolled once pays at every merchant of the network their payment consent covers, except the
+merchants they exclude.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from facekey.errors import InvalidRequest, NotFound
+from facekey.flows.auth import Principal
+from facekey.flows.platform import Platform
+from facekey.flows.protection import open_text, seal_text
+from facekey.security.api_keys import Scope
+from facekey.store import audit, subjects, tenants
+from facekey.store import checkout as store
+from facekey.store.tables import Subject
+
+MAX_PREFERENCES_BYTES = 4096
+
+
+def _subject(session: Session, principal: Principal, subject_id: str) -> Subject:
+    subject = subjects.get_subject(session, network_id=principal.network_id, subject_id=subject_id)
+    if subject is None or subject.status != "active":
+        raise NotFound(f"no subject {subject_id}")
+    return subject
+
+
+def _merchant(session: Session, principal: Principal, merchant_id: str) -> None:
+    if (
+        tenants.get_merchant(session, network_id=principal.network_id, merchant_id=merchant_id)
+        is None
+    ):
+        raise NotFound(f"no merchant {merchant_id}")
+
+
+def set_preferences(
+    platform: Platform, principal: Principal, subject_id: str, merchant_id: str, payload: Any
+) -> dict[str, Any]:
+    """Store a merchant's preferences for a subject (needs their personalization consent)."""
+    principal.require(Scope.ENROL, Scope.TERMINAL)
+    text = json.dumps(payload, separators=(",", ":"), sort_keys=True)
+    if len(text.encode()) > MAX_PREFERENCES_BYTES:
+        raise InvalidRequest(f"preferences are limited to {MAX_PREFERENCES_BYTES} bytes of JSON")
+    with platform.database.session() as session:
+        subject = _subject(session, principal, subject_id)
+        _merchant(session, principal, merchant_id)
+        if "personalization" not in subjects.active_purposes(session, subject_id=subject.id):
+            raise InvalidRequest("the subject does not consent to personalization")
+        key = platform.vault.subject_key(subject)
+        sealed = seal_text(key, text, subject_id=subject.id, field=f"preferences:{merchant_id}")
+        store.set_preferences(
+            session, subject_id=subject.id, merchant_id=merchant_id, sealed_payload=sealed
+        )
+        _log(session, principal, subject, "preferences.set", merchant_id)
+    return {"subject_id": subject_id, "merchant_id": merchant_id, "stored": True}
+
+
+def preferences_for(
+    platform: Platform, session: Session, subject: Subject, merchant_id: str
+) -> Any | None:
+    """The merchant's preferences for a subject, only under personalization consent."""
+    if "personalization" not in subjects.active_purposes(session, subject_id=subject.id):
+        return None
+    sealed = store.get_preferences(session, subject_id=subject.id, merchant_id=merchant_id)
+    if sealed is None:
+        return None
+    key = platform.vault.subject_key(subject)
+    field = f"preferences:{merchant_id}"
+    return json.loads(open_text(key, sealed, subject_id=subject.id, field=field))
+
+
+def set_exclusion(
+    platform: Platform, principal: Principal, subject_id: str, merchant_id: str, *, excluded: bool
+) -> dict[str, Any]:
+    """A consumer excludes (or re-includes) a merchant from paying by face."""
+    principal.require(Scope.PRIVACY)
+    with platform.database.session() as session:
+        subject = _subject(session, principal, subject_id)
+        _merchant(session, principal, merchant_id)
+        if excluded:
+            store.exclude_merchant(session, subject_id=subject.id, merchant_id=merchant_id)
+        else:
+            store.include_merchant(session, subject_id=subject.id, merchant_id=merchant_id)
+        _log(
+            session,
+            principal,
+            subject,
+            "merchant.exclude" if excluded else "merchant.include",
+            merchant_id,
+        )
+        current = sorted(store.excluded_merchants(session, subject_id=subject.id))
+    return {"subject_id": subject_id, "excluded_merchants": current}
+
+
+def _log(
+    session: Session, principal: Principal, subject: Subject, action: str, merchant_id: str
+) -> None:
+    audit.append_event(
+        session,
+        network_id=subject.network_id,
+        actor=principal.key_id,
+        action=action,
+        subject_pseudonym=subject.pseudonym,
+        outcome="done",
+        details={"merchant_id": merchant_id},
+    )

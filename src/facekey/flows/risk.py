@@ -1,0 +1,546 @@
+"""The checkout risk policy: approve, ask for a step-up, or decline a pay-by-face checkout.
+
+Pure and versioned: no database, no HTTP, no I/O. The checkout flow searches the gallery,
+re-checks every hit against the database (subject active, payment consent, merchant not
+excluded), counts recent approvals, and hands the facts to :func:`decide` with the engine's
+:class:`~facekey.evaluation.metrics.CalibrationTable`. Every :class:`Decision` carries
+:data:`POLICY_VERSION`; any change of a rule or a default below bumps it.
+
+The math
+--------
+The table maps a similarity score ``s`` to ``FMR(s)``, the probability that one comparison of
+two *different* people scores at least ``s``. A search compares the probe with ``N`` gallery
+subjects; if the customer is enrolled, ``N - 1`` of those comparisons are non-mated, otherwise
+all ``N`` are. The chance that *some* non-mated subject reaches the best score ``s₁`` is, by
+the union bound (no independence assumed),
+
+    P(false match) ≤ min(1, N · FMR(s₁))                                  (1)
+
+and that is the chance of charging the wrong person if the best candidate is approved. So:
+
+* **Face-only approval** needs ``N · FMR(s₁) ≤ false_charge_target`` (default 1e-5 per
+  transaction), i.e. a per-comparison FMR of at most ``false_charge_target / N``.
+* **Why step-up exists.** The table can only vouch for FMRs it measured: its lowest is
+  ``min_fmr = 1 / impostor_pairs`` at best (≈ 8.0e-8 for the shipped dlib table, 12.5 M
+  impostor pairs); above its highest score :meth:`CalibrationTable.fmr_at` returns that bound.
+  With ``N = 100 000`` subjects, (1) asks for ``FMR ≤ 1e-5 / 1e5 = 1e-10``, far below what
+  any score can be shown to reach, so face-only approval is impossible however well the face
+  matches: the largest gallery that can ever be approved face-only is
+  ``⌊false_charge_target / min_fmr⌋`` (124 for dlib, :func:`max_face_only_gallery`).
+  A step-up (the phone number's last digits, or a PIN) narrows the search to a *bucket* of
+  ``N_b`` subjects (about ``N / 10 000`` for four phone digits) and (1) is applied again with
+  ``N = N_b`` and ``step_up_false_charge_target``: the requirement relaxes by the bucket
+  factor and a genuine customer is approved at ordinary verification thresholds.
+* **Margin.** Even when (1) holds, two enrolled people may both match well (twins, look-alikes,
+  a duplicate enrolment). With ``FMR₁ = FMR(s₁)`` and ``FMR₂ = FMR(s₂)`` of the runner-up the
+  margin holds when there is no runner-up or ``FMR₂ ≥ margin_fmr_ratio · FMR₁`` (default 100:
+  the runner-up's score is at least a hundred times more common among strangers). Otherwise
+  the candidates are ambiguous: face-only steps up, a bucket search declines.
+* **Reading the table pessimistically.** ``FMR₁`` is taken as 1 below the table's lowest
+  score (the table says nothing there) and as the table's bound above its highest score; both
+  can only make the policy stricter. ``FMR₂`` is read as the table returns it (clamped to the
+  lowest point's FMR below it), which can only make the ratio smaller. Equalities are allowed
+  with a relative tolerance of 1e-9 so that a score exactly at a threshold passes.
+* **Plausible face.** ``FMR₁ ≤ min_match_fmr`` (default 1e-2; ≈ 98.8 % of genuine dlib
+  comparisons reach it) means the face is worth a step-up; above it the result is "no match".
+
+Rules, in the order they are applied (the first that fires decides)
+------------------------------------------------------------------
+Face-only search (``SearchOutcome.kind == "face_only"``, :func:`evaluate_face_only`):
+
+1. ``declined/locked_out``       the device or the best candidate is locked out;
+2. ``declined/replayed_image``   the probe is an exact copy of a recent image;
+3. ``declined/currency_not_accepted``  ``RiskConfig.currency`` is set and differs;
+4. ``declined/amount_over_limit``  amount > ``max_amount_minor``;
+5. ``declined/velocity_device``  the device's recent approvals ≥ its limit;
+6. ``declined/no_candidates``    nobody left after the re-checks;
+7. ``declined/no_match``         ``FMR₁ > min_match_fmr``;
+8. ``declined/velocity_subject`` the best candidate's recent approvals ≥ its limit;
+9. ``step_up/amount_requires_step_up``  amount > ``step_up_amount_minor``;
+10. ``step_up/gallery_too_large_for_face_only``  ``N · FMR₁ > false_charge_target``;
+11. ``step_up/ambiguous_candidates``  the margin does not hold;
+12. ``approved/face_match``.
+
+Bucket search after a step-up (``kind == "bucket"``, :func:`evaluate_step_up`): rules 1-6 and
+8 as above, with ``N`` the bucket size, and instead of 7 and 9-12:
+``declined/no_match_in_bucket`` unless ``N · FMR₁ ≤ step_up_false_charge_target`` and the
+margin holds, else ``approved/step_up_match``.
+
+Velocity counts are approvals *before* this request in the caller's window of
+``velocity_window_s``; the request is declined when the count has reached the limit.
+
+Inputs the caller must get right
+--------------------------------
+* ``candidates`` hold one entry per subject (its best score), best first, after the re-checks;
+  search with k ≥ 2 so that the margin can be judged.
+* ``gallery_size`` counts the non-mated comparisons the search could have made: the number of
+  subjects searched when a subject's score comes from one template, the number of templates
+  when it is the maximum over several (the union bound then runs over templates).
+* The calibration table must belong to the engine version that produced the scores.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from itertools import pairwise
+from typing import Literal, NamedTuple, get_args
+
+from facekey.evaluation.metrics import CalibrationTable
+
+__all__ = [
+    "POLICY_VERSION",
+    "Candidate",
+    "Counters",
+    "Decision",
+    "DecisionKind",
+    "Evidence",
+    "Lockout",
+    "Reason",
+    "RiskConfig",
+    "RiskInput",
+    "SearchKind",
+    "SearchOutcome",
+    "StepUpMethod",
+    "decide",
+    "estimated_false_match",
+    "evaluate_face_only",
+    "evaluate_step_up",
+    "margin_holds",
+    "max_face_only_gallery",
+    "required_fmr",
+]
+
+POLICY_VERSION = "risk-1"
+"""Version of these rules and defaults; recorded with every decision."""
+
+DecisionKind = Literal["approved", "step_up", "declined"]
+SearchKind = Literal["face_only", "bucket"]
+StepUpMethod = Literal["phone_digits", "pin"]
+Evidence = dict[str, float | int | str | None]
+
+_TOLERANCE = 1e-9
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+class Reason(StrEnum):
+    """Why the policy decided as it did (``Decision.reason``)."""
+
+    FACE_MATCH = "face_match"
+    STEP_UP_MATCH = "step_up_match"
+    AMOUNT_REQUIRES_STEP_UP = "amount_requires_step_up"
+    GALLERY_TOO_LARGE = "gallery_too_large_for_face_only"
+    AMBIGUOUS = "ambiguous_candidates"
+    LOCKED_OUT = "locked_out"
+    REPLAYED_IMAGE = "replayed_image"
+    CURRENCY_NOT_ACCEPTED = "currency_not_accepted"
+    AMOUNT_OVER_LIMIT = "amount_over_limit"
+    VELOCITY_DEVICE = "velocity_device"
+    NO_CANDIDATES = "no_candidates"
+    NO_MATCH = "no_match"
+    VELOCITY_SUBJECT = "velocity_subject"
+    NO_MATCH_IN_BUCKET = "no_match_in_bucket"
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+class Candidate(NamedTuple):
+    """One re-checked search hit: a subject and its similarity score."""
+
+    subject_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What a gallery search found.
+
+    ``candidates`` are ``(subject_id, score)`` pairs, best first, one per subject, already
+    re-checked. ``gallery_size`` is N: subjects searched (the bucket size for ``"bucket"``).
+    """
+
+    candidates: tuple[tuple[str, float], ...]
+    gallery_size: int
+    kind: SearchKind = "face_only"
+
+    def __post_init__(self) -> None:
+        """Reject inconsistent search results (a programming error of the caller)."""
+        if self.kind not in get_args(SearchKind):
+            raise ValueError(f"unknown search kind {self.kind!r}")
+        if self.gallery_size < len(self.candidates):
+            raise ValueError(
+                f"{len(self.candidates)} candidates from a gallery of {self.gallery_size}"
+            )
+        scores = [score for _, score in self.candidates]
+        if not all(math.isfinite(score) for score in scores):
+            raise ValueError("candidate scores must be finite")
+        if any(later > earlier for earlier, later in pairwise(scores)):
+            raise ValueError("candidates must be sorted best first")
+        subjects = [subject for subject, _ in self.candidates]
+        if len(set(subjects)) != len(subjects) or not all(subjects):
+            raise ValueError("candidates need distinct, non-empty subject ids")
+
+
+@dataclass(frozen=True)
+class Counters:
+    """Approvals before this request within ``RiskConfig.velocity_window_s``."""
+
+    subject_recent_approvals: int = 0
+    device_recent_approvals: int = 0
+
+
+@dataclass(frozen=True)
+class Lockout:
+    """Whether the best candidate (subject) or the terminal (device) is locked out."""
+
+    subject_locked: bool = False
+    device_locked: bool = False
+
+
+@dataclass(frozen=True)
+class RiskInput:
+    """Everything the policy looks at for one checkout attempt."""
+
+    search: SearchOutcome
+    amount_minor: int
+    currency: str
+    counters: Counters = Counters()
+    lockout: Lockout = Lockout()
+    replayed_image: bool = False
+    preferred_step_up: StepUpMethod | None = None
+
+    def __post_init__(self) -> None:
+        """Reject a negative amount or a currency that is not an ISO 4217 code."""
+        if self.amount_minor < 0:
+            raise ValueError(f"amount must not be negative, got {self.amount_minor}")
+        if not _CURRENCY.fullmatch(self.currency):
+            raise ValueError(f"currency must be an ISO 4217 code, got {self.currency!r}")
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    """The network's risk settings; the defaults are part of :data:`POLICY_VERSION`.
+
+    ``margin_fmr_ratio``: the runner-up must satisfy ``FMR₂ ≥ ratio · FMR₁`` (module docstring).
+    ``currency``: the currency the amount limits are in; None accepts any currency with the
+    same minor-unit limits. ``step_up_methods``: the first is offered unless the request
+    prefers another one that is listed.
+    """
+
+    false_charge_target: float = 1e-5
+    step_up_false_charge_target: float = 1e-5
+    margin_fmr_ratio: float = 100.0
+    min_match_fmr: float = 1e-2
+    step_up_amount_minor: int = 10_000
+    max_amount_minor: int = 100_000
+    currency: str | None = None
+    velocity_window_s: int = 3600
+    max_subject_approvals: int = 10
+    max_device_approvals: int = 120
+    step_up_methods: tuple[StepUpMethod, ...] = ("phone_digits", "pin")
+
+    def __post_init__(self) -> None:
+        """Reject settings outside their meaningful ranges."""
+        for name in ("false_charge_target", "step_up_false_charge_target", "min_match_fmr"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1]")
+        if not self.margin_fmr_ratio >= 1.0:
+            raise ValueError("margin_fmr_ratio must be at least 1")
+        if not 0 <= self.step_up_amount_minor <= self.max_amount_minor:
+            raise ValueError("need 0 <= step_up_amount_minor <= max_amount_minor")
+        if min(self.velocity_window_s, self.max_subject_approvals, self.max_device_approvals) < 0:
+            raise ValueError("velocity settings must not be negative")
+        if not self.step_up_methods:
+            raise ValueError("at least one step-up method is needed")
+        if self.currency is not None and not _CURRENCY.fullmatch(self.currency):
+            raise ValueError(f"currency must be an ISO 4217 code, got {self.currency!r}")
+
+
+# --------------------------------------------------------------------------- output
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The policy's answer; ``evidence`` holds numbers and labels only, never a template.
+
+    ``subject_id`` is set only when approved. ``step_up_method`` is set only for a step-up.
+    """
+
+    decision: DecisionKind
+    reason: str
+    policy_version: str
+    subject_id: str | None
+    evidence: Evidence = field(default_factory=dict)
+    step_up_method: StepUpMethod | None = None
+
+
+# --------------------------------------------------------------------------- the math
+
+
+def estimated_false_match(gallery_size: int, fmr: float) -> float:
+    """Return the union bound ``min(1, N · FMR)`` on a false match in a search of N."""
+    return min(1.0, gallery_size * fmr)
+
+
+def required_fmr(gallery_size: int, false_charge_target: float) -> float:
+    """Return the per-comparison FMR a search of ``gallery_size`` needs to meet the target."""
+    return false_charge_target / max(gallery_size, 1)
+
+
+def max_face_only_gallery(table: CalibrationTable, false_charge_target: float) -> int:
+    """Return the largest N for which any score can meet ``false_charge_target`` face-only."""
+    return math.floor(false_charge_target / table.min_fmr * (1.0 + _TOLERANCE))
+
+
+def margin_holds(best_fmr: float, second_fmr: float | None, ratio: float) -> bool:
+    """Whether the runner-up is at least ``ratio`` times more common among strangers."""
+    return second_fmr is None or second_fmr >= ratio * best_fmr * (1.0 - _TOLERANCE)
+
+
+def _at_most(value: float, limit: float) -> bool:
+    """``value <= limit`` with a relative tolerance for interpolation round-off."""
+    return value <= limit * (1.0 + _TOLERANCE)
+
+
+def _best_fmr(table: CalibrationTable, score: float) -> float:
+    """FMR of the best score, read high: 1 below the table, its bound above it."""
+    return 1.0 if score < table.points[0][0] else table.fmr_at(score)
+
+
+def _threshold(table: CalibrationTable, fmr: float) -> float | None:
+    """The score for ``fmr``, or None when the table cannot vouch for so low an FMR."""
+    return table.threshold_for(fmr) if _at_most(table.min_fmr, fmr) else None
+
+
+@dataclass(frozen=True)
+class _Match:
+    """The numbers a decision rests on (all None without candidates)."""
+
+    best: Candidate | None
+    second: Candidate | None
+    best_fmr: float | None
+    second_fmr: float | None
+    estimate: float | None
+
+    @classmethod
+    def of(cls, search: SearchOutcome, table: CalibrationTable) -> _Match:
+        """Read the search result through the calibration table."""
+        hits = [Candidate(subject, score) for subject, score in search.candidates[:2]]
+        best = hits[0] if hits else None
+        second = hits[1] if len(hits) > 1 else None
+        best_fmr = None if best is None else _best_fmr(table, best.score)
+        second_fmr = None if second is None else table.fmr_at(second.score)
+        estimate = (
+            None if best_fmr is None else estimated_false_match(search.gallery_size, best_fmr)
+        )
+        return cls(best, second, best_fmr, second_fmr, estimate)
+
+    def margin_ok(self, ratio: float) -> bool:
+        """Whether the margin rule holds (False without candidates)."""
+        return self.best_fmr is not None and margin_holds(self.best_fmr, self.second_fmr, ratio)
+
+    def meets(self, target: float) -> bool:
+        """Whether the estimated false-match probability is within ``target``."""
+        return self.estimate is not None and _at_most(self.estimate, target)
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def _locked_out(inputs: RiskInput) -> Reason | None:
+    """Rule 1: the device or the best candidate is locked out."""
+    lockout = inputs.lockout
+    return Reason.LOCKED_OUT if lockout.device_locked or lockout.subject_locked else None
+
+
+def _replayed(inputs: RiskInput) -> Reason | None:
+    """Rule 2: the probe image is an exact copy of a recent one."""
+    return Reason.REPLAYED_IMAGE if inputs.replayed_image else None
+
+
+def _currency(inputs: RiskInput, config: RiskConfig) -> Reason | None:
+    """Rule 3: the amount is in a currency the limits are not set in."""
+    accepted = config.currency is None or inputs.currency == config.currency
+    return None if accepted else Reason.CURRENCY_NOT_ACCEPTED
+
+
+def _amount_over_limit(inputs: RiskInput, config: RiskConfig) -> Reason | None:
+    """Rule 4: the amount is above what pay-by-face may ever charge."""
+    return Reason.AMOUNT_OVER_LIMIT if inputs.amount_minor > config.max_amount_minor else None
+
+
+def _device_velocity(inputs: RiskInput, config: RiskConfig) -> Reason | None:
+    """Rule 5: the terminal has reached its approvals per window."""
+    count = inputs.counters.device_recent_approvals
+    return Reason.VELOCITY_DEVICE if count >= config.max_device_approvals else None
+
+
+def _no_candidates(match: _Match) -> Reason | None:
+    """Rule 6: nobody is left after the re-checks."""
+    return Reason.NO_CANDIDATES if match.best is None else None
+
+
+def _subject_velocity(inputs: RiskInput, config: RiskConfig) -> Reason | None:
+    """Rule 8: the best candidate has reached its approvals per window."""
+    count = inputs.counters.subject_recent_approvals
+    return Reason.VELOCITY_SUBJECT if count >= config.max_subject_approvals else None
+
+
+def _gate(inputs: RiskInput, config: RiskConfig, match: _Match) -> Reason | None:
+    """Rules 1-6, shared by both searches: the first decline reason, or None."""
+    return (
+        _locked_out(inputs)
+        or _replayed(inputs)
+        or _currency(inputs, config)
+        or _amount_over_limit(inputs, config)
+        or _device_velocity(inputs, config)
+        or _no_candidates(match)
+    )
+
+
+def _no_match(match: _Match, config: RiskConfig) -> Reason | None:
+    """Rule 7: the best face is not even plausible (``FMR₁ > min_match_fmr``)."""
+    plausible = match.best_fmr is not None and _at_most(match.best_fmr, config.min_match_fmr)
+    return None if plausible else Reason.NO_MATCH
+
+
+def _no_match_in_bucket(match: _Match, config: RiskConfig) -> Reason | None:
+    """Bucket rule: ``N_b · FMR₁`` over the step-up target, or no margin."""
+    ok = match.meets(config.step_up_false_charge_target) and match.margin_ok(
+        config.margin_fmr_ratio
+    )
+    return None if ok else Reason.NO_MATCH_IN_BUCKET
+
+
+def _face_only_step_up(inputs: RiskInput, config: RiskConfig, match: _Match) -> Reason | None:
+    """Rules 9-11: why face alone is not enough, or None when it is."""
+    if inputs.amount_minor > config.step_up_amount_minor:
+        return Reason.AMOUNT_REQUIRES_STEP_UP
+    if not match.meets(config.false_charge_target):
+        return Reason.GALLERY_TOO_LARGE
+    if not match.margin_ok(config.margin_fmr_ratio):
+        return Reason.AMBIGUOUS
+    return None
+
+
+def _step_up_method(inputs: RiskInput, config: RiskConfig) -> StepUpMethod:
+    """The requested method if the network allows it, else the network's first."""
+    preferred = inputs.preferred_step_up
+    if preferred is not None and preferred in config.step_up_methods:
+        return preferred
+    return config.step_up_methods[0]
+
+
+# --------------------------------------------------------------------------- evidence
+
+
+def _evidence(
+    inputs: RiskInput, table: CalibrationTable, config: RiskConfig, match: _Match, target: float
+) -> Evidence:
+    """The numbers behind a decision, for the audit log (no identities, no templates)."""
+    n = inputs.search.gallery_size
+    ratio = None
+    if match.best_fmr is not None and match.second_fmr is not None:
+        ratio = match.second_fmr / match.best_fmr
+    return {
+        "search": inputs.search.kind,
+        "calibration": f"{table.engine}/{table.engine_version}",
+        "gallery_size": n,
+        "candidates": len(inputs.search.candidates),
+        "best_score": None if match.best is None else match.best.score,
+        "best_fmr": match.best_fmr,
+        "best_fmr_is_bound": None if match.best is None else _bound_flag(table, match.best),
+        "second_score": None if match.second is None else match.second.score,
+        "second_fmr": match.second_fmr,
+        "fmr_ratio": ratio,
+        "estimated_false_match": match.estimate,
+        "false_charge_target": target,
+        "required_fmr": required_fmr(n, target),
+        "match_threshold": _threshold(table, required_fmr(n, target)),
+        "margin_fmr_ratio": config.margin_fmr_ratio,
+        "min_match_fmr": config.min_match_fmr,
+        "min_match_threshold": _threshold(table, config.min_match_fmr),
+        "amount_minor": inputs.amount_minor,
+        "currency": inputs.currency,
+        "step_up_amount_minor": config.step_up_amount_minor,
+        "max_amount_minor": config.max_amount_minor,
+        "subject_recent_approvals": inputs.counters.subject_recent_approvals,
+        "device_recent_approvals": inputs.counters.device_recent_approvals,
+    }
+
+
+def _bound_flag(table: CalibrationTable, best: Candidate) -> int:
+    """1 when the best FMR is only an upper bound (score at or above the table's top)."""
+    return int(table.is_upper_bound(best.score))
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def decide(
+    inputs: RiskInput, table: CalibrationTable, config: RiskConfig | None = None
+) -> Decision:
+    """Decide a checkout with the rules of the search's kind (face-only or bucket)."""
+    config = RiskConfig() if config is None else config
+    if inputs.search.kind == "bucket":
+        return evaluate_step_up(inputs, table, config)
+    return evaluate_face_only(inputs, table, config)
+
+
+def evaluate_face_only(
+    inputs: RiskInput, table: CalibrationTable, config: RiskConfig | None = None
+) -> Decision:
+    """Apply rules 1-12 (module docstring) to a face-only search of the whole gallery."""
+    config = RiskConfig() if config is None else config
+    match = _Match.of(inputs.search, table)
+    evidence = _evidence(inputs, table, config, match, config.false_charge_target)
+    declined = (
+        _gate(inputs, config, match)
+        or _no_match(match, config)
+        or _subject_velocity(inputs, config)
+    )
+    if declined is not None:
+        return _decision("declined", declined, None, evidence)
+    step_up = _face_only_step_up(inputs, config, match)
+    if step_up is not None:
+        method = _step_up_method(inputs, config)
+        evidence["step_up_method"] = method
+        return _decision("step_up", step_up, None, evidence, method)
+    return _decision("approved", Reason.FACE_MATCH, _subject(match), evidence)
+
+
+def evaluate_step_up(
+    inputs: RiskInput, table: CalibrationTable, config: RiskConfig | None = None
+) -> Decision:
+    """Decide on the bucket search after a step-up; N is the bucket size."""
+    config = RiskConfig() if config is None else config
+    match = _Match.of(inputs.search, table)
+    evidence = _evidence(inputs, table, config, match, config.step_up_false_charge_target)
+    declined = (
+        _gate(inputs, config, match)
+        or _no_match_in_bucket(match, config)
+        or _subject_velocity(inputs, config)
+    )
+    if declined is not None:
+        return _decision("declined", declined, None, evidence)
+    return _decision("approved", Reason.STEP_UP_MATCH, _subject(match), evidence)
+
+
+def _subject(match: _Match) -> str:
+    """The approved subject (the best candidate)."""
+    assert match.best is not None  # every approval path has passed _no_candidates
+    return match.best.subject_id
+
+
+def _decision(
+    kind: DecisionKind,
+    reason: Reason,
+    subject_id: str | None,
+    evidence: Evidence,
+    method: StepUpMethod | None = None,
+) -> Decision:
+    """Build a :class:`Decision` of this policy version."""
+    return Decision(kind, str(reason), POLICY_VERSION, subject_id, evidence, method)

@@ -1,0 +1,202 @@
+"""/v1/checkout: signed terminal calls, step-up, the ledger; personalization and exclusions.
+
+Checkout calls are signed by the terminal over the raw body, so these routes read the body
+first, check the signature, and only then parse the form.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+
+from facekey.errors import ImageTooLarge, InvalidRequest
+from facekey.flows import checkout as checkout_flow
+from facekey.flows.devices import DeviceIdentity, verify_terminal_call
+from facekey.flows.personalization import set_exclusion, set_preferences
+from facekey.service.deps import AdminKey, EnrolKey, PlatformDep, PrivacyKey, TerminalKey
+
+router = APIRouter(tags=["checkout"])
+
+_FIELDS = {
+    "amount": {"type": "integer", "description": "minor units (cents)"},
+    "currency": {"type": "string", "example": "EUR"},
+    "merchant_id": {"type": "string"},
+    "store_id": {"type": "string"},
+    "idempotency_key": {"type": "string"},
+    "image": {"type": "string", "format": "binary"},
+    "template": {"type": "string", "description": "base64 template bytes from the device"},
+}
+_STEP_UP_FIELDS = {
+    "phone_digits": {"type": "string", "description": "the phone number's last 4 digits"},
+    "pin": {"type": "string"},
+    "image": {"type": "string", "format": "binary"},
+    "template": {"type": "string"},
+}
+_SIGNED_HEADERS = [
+    {"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
+    for h in ("X-Facekey-Device", "X-Facekey-Timestamp", "X-Facekey-Nonce", "X-Facekey-Signature")
+]
+
+
+def _multipart(fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    schema = {"type": "object", "properties": fields, "required": required}
+    return {
+        "parameters": _SIGNED_HEADERS,
+        "requestBody": {"content": {"multipart/form-data": {"schema": schema}}, "required": True},
+    }
+
+
+async def _signed(request: Request, platform: PlatformDep, principal: Any) -> DeviceIdentity:
+    body = await request.body()
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return await run_in_threadpool(
+        lambda: verify_terminal_call(
+            platform.database,
+            platform.vault,
+            principal,
+            headers=request.headers,
+            method=request.method,
+            path=path,
+            body=body,
+        )
+    )
+
+
+def _text(form: FormData, name: str, *, required: bool = True) -> str | None:
+    value = form.get(name)
+    if isinstance(value, UploadFile):
+        raise InvalidRequest(f"{name} must be a form field, not a file")
+    if value is None or not value.strip():
+        if required:
+            raise InvalidRequest(f"{name} is required")
+        return None
+    if len(value) > 4096:
+        raise InvalidRequest(f"{name} is too long")
+    return value.strip()
+
+
+async def _probe(form: FormData, platform: PlatformDep) -> tuple[bytes | None, bytes | None]:
+    image = form.get("image")
+    if image is not None and not isinstance(image, UploadFile):
+        raise InvalidRequest("image must be a file")
+    data = None
+    if image is not None:
+        limit = platform.settings.images.max_bytes
+        data = await image.read(limit + 1)
+        if len(data) > limit:
+            raise ImageTooLarge(f"image: larger than {limit} bytes")
+    encoded = _text(form, "template", required=False)
+    template = None
+    if encoded is not None:
+        try:
+            template = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidRequest("template must be base64") from exc
+    return data, template
+
+
+@router.post(
+    "/v1/checkout",
+    summary="Pay by face: approve, ask for a step-up, or decline",
+    openapi_extra=_multipart(
+        _FIELDS, ["amount", "currency", "merchant_id", "store_id", "idempotency_key"]
+    ),
+)
+async def checkout(request: Request, platform: PlatformDep, principal: TerminalKey) -> Any:
+    device = await _signed(request, platform, principal)
+    async with request.form(max_files=2, max_fields=20) as form:
+        amount = _text(form, "amount") or ""
+        if not amount.isdigit():
+            raise InvalidRequest("amount must be a whole number of minor units")
+        image, template = await _probe(form, platform)
+        body = checkout_flow.CheckoutRequest(
+            amount_minor=int(amount),
+            currency=_text(form, "currency") or "",
+            merchant_id=_text(form, "merchant_id") or "",
+            store_id=_text(form, "store_id") or "",
+            idempotency_key=_text(form, "idempotency_key") or "",
+            image=image,
+            template=template,
+        )
+    return await run_in_threadpool(checkout_flow.checkout, platform, principal, device, body)
+
+
+@router.post(
+    "/v1/checkout/{authorization_id}/step-up",
+    summary="Finish a checkout with the phone's last 4 digits or a PIN",
+    openapi_extra=_multipart(_STEP_UP_FIELDS, []),
+)
+async def step_up(
+    authorization_id: str, request: Request, platform: PlatformDep, principal: TerminalKey
+) -> Any:
+    device = await _signed(request, platform, principal)
+    async with request.form(max_files=2, max_fields=10) as form:
+        image, template = await _probe(form, platform)
+        digits = _text(form, "phone_digits", required=False)
+        pin = _text(form, "pin", required=False)
+    return await run_in_threadpool(
+        lambda: checkout_flow.step_up(
+            platform,
+            principal,
+            device,
+            authorization_id,
+            phone_digits=digits,
+            pin=pin,
+            image=image,
+            template=template,
+        )
+    )
+
+
+@router.get("/v1/authorizations/{authorization_id}", summary="A ledger entry")
+async def authorization(
+    authorization_id: str, platform: PlatformDep, principal: TerminalKey
+) -> Any:
+    return await run_in_threadpool(
+        checkout_flow.authorization, platform, principal, authorization_id
+    )
+
+
+@router.get("/v1/admin/daily-totals", summary="Approvals and amounts per merchant for a day")
+async def daily_totals(day: str, platform: PlatformDep, principal: AdminKey) -> Any:
+    return await run_in_threadpool(checkout_flow.daily_totals, platform, principal, day)
+
+
+@router.put("/v1/subjects/{subject_id}/preferences/{merchant_id}", summary="Personalization")
+async def preferences(
+    subject_id: str,
+    merchant_id: str,
+    request: Request,
+    platform: PlatformDep,
+    principal: EnrolKey,
+) -> Any:
+    try:
+        payload = await request.json()
+    except ValueError as exc:
+        raise InvalidRequest("the body must be JSON") from exc
+    return await run_in_threadpool(
+        set_preferences, platform, principal, subject_id, merchant_id, payload
+    )
+
+
+@router.put("/v1/subjects/{subject_id}/exclusions/{merchant_id}", summary="Exclude a merchant")
+async def exclude(
+    subject_id: str, merchant_id: str, platform: PlatformDep, principal: PrivacyKey
+) -> Any:
+    return await run_in_threadpool(
+        lambda: set_exclusion(platform, principal, subject_id, merchant_id, excluded=True)
+    )
+
+
+@router.delete("/v1/subjects/{subject_id}/exclusions/{merchant_id}", summary="Include again")
+async def include(
+    subject_id: str, merchant_id: str, platform: PlatformDep, principal: PrivacyKey
+) -> Any:
+    return await run_in_threadpool(
+        lambda: set_exclusion(platform, principal, subject_id, merchant_id, excluded=False)
+    )
