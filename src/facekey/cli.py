@@ -20,9 +20,13 @@ app = typer.Typer(
 models_app = typer.Typer(help="Engines and their model files.", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure error rates on a data set.", no_args_is_help=True)
 admin_app = typer.Typer(help="Networks, API keys and the audit log.", no_args_is_help=True)
+simulate_app = typer.Typer(help="Simulate flows on real faces.", no_args_is_help=True)
+liveness_app = typer.Typer(help="Passive liveness: calibration.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
 app.add_typer(admin_app, name="admin")
+app.add_typer(simulate_app, name="simulate")
+app.add_typer(liveness_app, name="liveness")
 
 EngineOpt = Annotated[str | None, typer.Option("--engine", help="Engine name (default: setting).")]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")]
@@ -148,6 +152,48 @@ def eval_pairs(
     _emit({k: report[k] for k in ("engine", "pairs", "accuracy", "failure_to_acquire_rate")})
 
 
+LiveOpt = Annotated[
+    Path, typer.Option("--live", exists=True, file_okay=False, help="Live (bona fide) images.")
+]
+AttackOpt = Annotated[
+    list[Path],
+    typer.Option("--attack", exists=True, file_okay=False, help="One folder per attack type."),
+]
+
+
+@liveness_app.command("calibrate")
+def liveness_calibrate(
+    live: LiveOpt,
+    attack: AttackOpt,
+    apcer: Annotated[float, typer.Option("--apcer", min=0.0, max=1.0)] = 0.05,
+    out: Annotated[
+        Path | None, typer.Option("--out", dir_okay=False, help="Default: the packaged file.")
+    ] = None,
+) -> None:
+    """Choose the passive threshold where the worst attack type's APCER ≤ --apcer; write it."""
+    from dataclasses import asdict
+
+    from facekey.liveness.calibration import run_passive_calibration
+
+    _emit(asdict(run_passive_calibration(live=live, attacks=attack, apcer=apcer, out=out)))
+
+
+@eval_app.command("liveness")
+def eval_liveness(
+    live: LiveOpt,
+    attack: AttackOpt,
+    out: Annotated[Path, typer.Option("--out", file_okay=False)],
+    sequences: Annotated[
+        bool, typer.Option("--sequences", help="Each subfolder is one passive session.")
+    ] = False,
+) -> None:
+    """APCER/BPCER of frames or passive sessions; writes report.json/.md and det.png."""
+    from facekey.liveness.evaluation import run_liveness_evaluation
+
+    report = run_liveness_evaluation(live=live, attacks=attack, out_dir=out, sequences=sequences)
+    _emit({k: report[k] for k in ("mode", "apcer", "apcer_per_type", "bpcer", "bpcer_at_apcer")})
+
+
 @app.command()
 def calibrate(
     images: ImagesOpt,
@@ -260,6 +306,99 @@ def admin_verify_audit(
     _emit(asdict(report))
     if not report.ok:
         raise typer.Exit(1)
+
+
+@admin_app.command("add-merchant")
+def admin_add_merchant(
+    network_id: Annotated[str, typer.Argument()], name: Annotated[str, typer.Argument()]
+) -> None:
+    """Add a merchant to a network."""
+    from facekey.flows.devices import add_merchant
+    from facekey.flows.platform import open_storage
+
+    database, _ = open_storage(Settings())
+    try:
+        _emit(add_merchant(database, network_id, name))
+    finally:
+        database.dispose()
+
+
+@admin_app.command("add-store")
+def admin_add_store(
+    network_id: Annotated[str, typer.Argument()],
+    merchant_id: Annotated[str, typer.Argument()],
+    name: Annotated[str, typer.Argument()],
+) -> None:
+    """Add a store to a merchant."""
+    from facekey.flows.devices import add_store
+    from facekey.flows.platform import open_storage
+
+    database, _ = open_storage(Settings())
+    try:
+        _emit(add_store(database, network_id, merchant_id, name))
+    finally:
+        database.dispose()
+
+
+@admin_app.command("add-device")
+def admin_add_device(
+    network_id: Annotated[str, typer.Argument()],
+    store_id: Annotated[str, typer.Option("--store")],
+    name: Annotated[str | None, typer.Option("--name")] = None,
+) -> None:
+    """Register a terminal; prints its id and HMAC secret (shown only once)."""
+    from facekey.flows.devices import add_device
+    from facekey.flows.platform import open_storage
+
+    database, vault = open_storage(Settings())
+    try:
+        _emit(add_device(database, vault, network_id, store_id, name))
+    finally:
+        database.dispose()
+
+
+@admin_app.command("disable-device")
+def admin_disable_device(
+    network_id: Annotated[str, typer.Argument()], device_id: Annotated[str, typer.Argument()]
+) -> None:
+    """Disable a terminal: its calls are refused from now on."""
+    from facekey.flows.devices import disable_device
+    from facekey.flows.platform import open_storage
+
+    database, _ = open_storage(Settings())
+    try:
+        _emit(disable_device(database, network_id, device_id))
+    finally:
+        database.dispose()
+
+
+@simulate_app.command("checkout")
+def simulate_checkout(
+    images: ImagesOpt,
+    enrolled: Annotated[int, typer.Option("--enrolled", min=1)] = 150,
+    attempts: Annotated[int, typer.Option("--attempts", min=1)] = 300,
+    out: Annotated[Path | None, typer.Option("--out", file_okay=False)] = None,
+    step_up_target: Annotated[
+        float | None, typer.Option("--step-up-target", help="False-charge target in a bucket.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+) -> None:
+    """Enrol people from a folder-per-person set and run genuine and impostor checkouts."""
+    from facekey.evaluation.simulate import run_checkout_simulation
+
+    settings = Settings()
+    if step_up_target is not None:
+        settings = settings.model_copy(update={"step_up_false_charge_target": step_up_target})
+    result = run_checkout_simulation(
+        images=images,
+        enrolled=enrolled,
+        attempts=attempts,
+        out_dir=out,
+        settings=settings,
+        seed=seed,
+    )
+    result.pop("machine")
+    _emit(result)
 
 
 ServerOpt = Annotated[str, typer.Option("--server", envvar="FACEKEY_SERVER")]

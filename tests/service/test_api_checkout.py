@@ -302,3 +302,28 @@ def test_daily_totals_for_admins(client: TestClient, terminal: Terminal, lfw: Pa
         "/v1/admin/daily-totals", params={"day": day}, headers=terminal.network.auth("terminal")
     )
     assert refused.status_code == 403
+
+
+def test_five_failed_step_ups_lock_the_account(
+    client: TestClient, terminal: Terminal, lfw: Path, tmp_path: Path
+) -> None:
+    _enrol(client, terminal.network, lfw / "Aaron_Sorkin_0001.jpg", phone="+44 20 7946 0958")
+    _enrol(client, terminal.network, lfw / "Aaron_Peirsol_0001.jpg", phone="+44 20 7946 1111")
+
+    def attempt(number: int, face: Path, digits: str) -> dict[str, Any]:
+        capture = tmp_path / f"capture-{number}.jpg"  # a new capture each time: new bytes
+        with Image.open(face) as photo:
+            photo.save(capture, quality=95, comment=f"capture {number}".encode())
+        body = terminal.checkout(client, capture, f"lock-{number}", amount=50_000).json()
+        assert body["decision"] == "step_up", body
+        path = f"/v1/checkout/{body['authorization_id']}/step-up"
+        image = [("image", (capture.name, capture.read_bytes(), "image/jpeg"))]
+        return dict(terminal.post(client, path, {"phone_digits": digits}, image).json())
+
+    # Another enrolled customer's face typing the victim's digits, five times.
+    for number in range(5):
+        attack = attempt(number, lfw / "Aaron_Peirsol_0002.jpg", "0958")
+        assert attack["decision"] == "declined" and attack["reason"] == "no_match_in_bucket"
+    # The victim's account is now locked: even their own face is declined for a while.
+    locked = terminal.checkout(client, lfw / "Aaron_Sorkin_0002.jpg", "lock-9").json()
+    assert locked["decision"] == "declined" and locked["reason"] == "locked_out"

@@ -105,9 +105,12 @@ def checkout(
     with platform.database.session() as session:
         decision = _decide_face_only(platform, session, device, request, hits, gallery_size)
         candidate = hits[0].subject_id if hits and decision.decision == "step_up" else None
-        row = _record(platform, session, device, request, digest, decision, started, candidate)
+        mine = new_id()
+        row = _record(session, device, request, digest, decision, started, candidate, mine)
         if row.request_hash != digest:  # a concurrent call used the key for another request
             raise IdempotencyConflict("this idempotency key was used for a different request")
+        if row.id == mine:  # not a concurrent retry's row
+            _audit(session, row, decision)
         return _answer(platform, session, network, row)
 
 
@@ -138,13 +141,17 @@ def step_up(
         row = _pending(session, principal, device, authorization_id)
         if row.status != "pending_step_up":
             return _answer(platform, session, network, row)
+        targeted: list[str] = []
         if _expired(row):
             decision = _declined("step_up_expired")
         elif phone_digits is not None:
-            decision = _bucket_decision(platform, session, network, row, vector, phone_digits)
+            decision, targeted = _bucket_decision(
+                platform, session, network, row, vector, phone_digits
+            )
         else:
             decision = _pin_decision(platform, session, network, row, vector, pin or "")
-        _finish_step_up(platform, session, device, row, decision)
+            targeted = [row.subject_id] if row.subject_id else []
+        _finish_step_up(session, row, decision, targeted)
         return _answer(platform, session, network, row)
 
 
@@ -257,7 +264,6 @@ def _replayed_image(
 
 
 def _record(
-    platform: Platform,
     session: Session,
     device: DeviceIdentity,
     request: CheckoutRequest,
@@ -265,6 +271,7 @@ def _record(
     decision: risk.Decision,
     started: float,
     candidate: str | None,
+    authorization_id: str,
 ) -> Authorization:
     """Write the decision to the ledger (a pending step-up remembers the face's candidate)."""
     probe = request.image if request.image is not None else request.template or b""
@@ -289,10 +296,8 @@ def _record(
         step_up_method=decision.step_up_method,
         decided_at=datetime.now(UTC),
         latency_ms=round((time.perf_counter() - started) * 1000, 2),
-        authorization_id=new_id(),
+        authorization_id=authorization_id,
     )
-    _count_outcome(session, "device", device.device_id, decision)
-    _audit(session, row, decision)
     return row
 
 
@@ -323,7 +328,8 @@ def _bucket_decision(
     row: Authorization,
     vector: FloatArray,
     digits: str,
-) -> risk.Decision:
+) -> tuple[risk.Decision, list[str]]:
+    """The decision within the bucket of the typed digits, and the subjects of that bucket."""
     bucket = subjects.subjects_in_bucket(
         session, network_id=network.id, phone_bucket=platform.vault.phone_bucket(network, digits)
     )
@@ -339,7 +345,8 @@ def _bucket_decision(
         key=lambda item: item[1],
         reverse=True,
     )
-    return _evaluate_bucket(platform, session, row, tuple(scored), max(len(bucket), 1))
+    decision = _evaluate_bucket(platform, session, row, tuple(scored), max(len(bucket), 1))
+    return decision, bucket
 
 
 def _pin_decision(
@@ -394,13 +401,9 @@ def _best_score(platform: Platform, session: Session, subject_id: str, vector: F
 
 
 def _finish_step_up(
-    platform: Platform,
-    session: Session,
-    device: DeviceIdentity,
-    row: Authorization,
-    decision: risk.Decision,
+    session: Session, row: Authorization, decision: risk.Decision, targeted: list[str]
 ) -> None:
-    candidate = row.subject_id
+    """Close the authorization; failed step-ups count against the accounts they targeted."""
     evidence = json.loads(row.evidence) | {"step_up": dict(decision.evidence)}
     ledger.update_authorization(
         session,
@@ -413,9 +416,8 @@ def _finish_step_up(
         step_up_attempts=row.step_up_attempts + 1,
         decided_at=datetime.now(UTC),
     )
-    _count_outcome(session, "device", device.device_id, decision)
-    if candidate:
-        _count_outcome(session, "subject", candidate, decision)
+    for subject_id in targeted:
+        _count_outcome(session, subject_id, decision)
     _audit(session, row, decision)
 
 
@@ -499,21 +501,21 @@ def _declined(reason: str) -> risk.Decision:
     return risk.Decision("declined", reason, risk.POLICY_VERSION, None, {})
 
 
-def _count_outcome(session: Session, kind: str, key: str, decision: risk.Decision) -> None:
-    if decision.decision == "approved":
-        ledger.record_success(session, kind=kind, key=key)
-    elif decision.decision == "declined" and decision.reason in _FAILURE_REASONS:
+def _count_outcome(session: Session, subject_id: str, decision: risk.Decision) -> None:
+    """Consecutive failed step-ups against an account (the subjects the typed digits or the
+    PIN point to) lock it for a while (NIST SP 800-63B); a success resets the count.
+    Terminals are not locked by strangers' failures: their velocity limit throttles them."""
+    if decision.decision == "approved" and decision.subject_id == subject_id:
+        ledger.record_success(session, kind="subject", key=subject_id)
+    elif decision.decision == "declined" and decision.reason == "no_match_in_bucket":
         ledger.record_failure(
             session,
-            kind=kind,
-            key=key,
+            kind="subject",
+            key=subject_id,
             lock_after=LOCK_AFTER,
             lock_for=LOCK_FOR,
             now=datetime.now(UTC),
         )
-
-
-_FAILURE_REASONS: Final = frozenset({"no_match", "no_match_in_bucket", "replayed_image"})
 
 
 def _audit(session: Session, row: Authorization, decision: risk.Decision) -> None:
