@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from facekey.config import Settings
 from facekey.errors import FacekeyError
+
+if TYPE_CHECKING:
+    from facekey.flows.protection import Vault
+    from facekey.store.database import Database
 
 app = typer.Typer(
     help="facekey: open face authentication. Evaluation, calibration, benchmarks and models.",
@@ -43,6 +49,18 @@ def _settings(engine: str | None = None, backend: str | None = None) -> Settings
     if backend:
         updates["dlib_backend"] = backend
     return settings.model_copy(update=updates)
+
+
+@contextmanager
+def _storage() -> Iterator[tuple[Database, Vault]]:
+    """The data directory's migrated database and vault, for admin commands."""
+    from facekey.flows.platform import open_storage
+
+    database, vault = open_storage(Settings())
+    try:
+        yield database, vault
+    finally:
+        database.dispose()
 
 
 def _emit(payload: Any) -> None:
@@ -259,14 +277,10 @@ def serve(
 @admin_app.command("create-network")
 def admin_create_network(name: Annotated[str, typer.Argument()]) -> None:
     """Create a network and print its id and one API key per scope (shown only once)."""
-    from facekey.flows.platform import open_storage
     from facekey.flows.tenancy import create_network
 
-    database, vault = open_storage(Settings())
-    try:
+    with _storage() as (database, vault):
         _emit(create_network(database, vault, name))
-    finally:
-        database.dispose()
 
 
 @admin_app.command("rotate-keys")
@@ -275,16 +289,12 @@ def admin_rotate_keys(
     scope: Annotated[list[str] | None, typer.Option("--scope", help="Only these scopes.")] = None,
 ) -> None:
     """Revoke a network's API keys and print new ones."""
-    from facekey.flows.platform import open_storage
     from facekey.flows.tenancy import rotate_keys
     from facekey.security.api_keys import Scope
 
-    database, _ = open_storage(Settings())
-    try:
+    with _storage() as (database, _):
         scopes = [Scope(s) for s in scope] if scope else None
         _emit(rotate_keys(database, network_id, scopes))
-    finally:
-        database.dispose()
 
 
 @admin_app.command("verify-audit")
@@ -294,15 +304,10 @@ def admin_verify_audit(
     """Recompute the audit hash chain; exit 1 when it has been tampered with."""
     from dataclasses import asdict
 
-    from facekey.flows.platform import open_storage
     from facekey.store.audit import verify_chain
 
-    database, _ = open_storage(Settings())
-    try:
-        with database.session() as session:
-            report = verify_chain(session, network_id=network_id)
-    finally:
-        database.dispose()
+    with _storage() as (database, _), database.session() as session:
+        report = verify_chain(session, network_id=network_id)
     _emit(asdict(report))
     if not report.ok:
         raise typer.Exit(1)
@@ -314,13 +319,9 @@ def admin_add_merchant(
 ) -> None:
     """Add a merchant to a network."""
     from facekey.flows.devices import add_merchant
-    from facekey.flows.platform import open_storage
 
-    database, _ = open_storage(Settings())
-    try:
+    with _storage() as (database, _):
         _emit(add_merchant(database, network_id, name))
-    finally:
-        database.dispose()
 
 
 @admin_app.command("add-store")
@@ -331,13 +332,9 @@ def admin_add_store(
 ) -> None:
     """Add a store to a merchant."""
     from facekey.flows.devices import add_store
-    from facekey.flows.platform import open_storage
 
-    database, _ = open_storage(Settings())
-    try:
+    with _storage() as (database, _):
         _emit(add_store(database, network_id, merchant_id, name))
-    finally:
-        database.dispose()
 
 
 @admin_app.command("add-device")
@@ -348,13 +345,9 @@ def admin_add_device(
 ) -> None:
     """Register a terminal; prints its id and HMAC secret (shown only once)."""
     from facekey.flows.devices import add_device
-    from facekey.flows.platform import open_storage
 
-    database, vault = open_storage(Settings())
-    try:
+    with _storage() as (database, vault):
         _emit(add_device(database, vault, network_id, store_id, name))
-    finally:
-        database.dispose()
 
 
 @admin_app.command("disable-device")
@@ -363,13 +356,9 @@ def admin_disable_device(
 ) -> None:
     """Disable a terminal: its calls are refused from now on."""
     from facekey.flows.devices import disable_device
-    from facekey.flows.platform import open_storage
 
-    database, _ = open_storage(Settings())
-    try:
+    with _storage() as (database, _):
         _emit(disable_device(database, network_id, device_id))
-    finally:
-        database.dispose()
 
 
 @simulate_app.command("checkout")

@@ -14,12 +14,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from facekey.errors import InvalidRequest, NotFound
+from facekey.flows.auditing import log_subject_event
 from facekey.flows.auth import Principal
 from facekey.flows.platform import Platform
 from facekey.flows.protection import open_text, seal_text
 from facekey.security.api_keys import Scope
-from facekey.store import audit, subjects, tenants
 from facekey.store import checkout as store
+from facekey.store import subjects, tenants
 from facekey.store.tables import Subject
 
 MAX_PREFERENCES_BYTES = 4096
@@ -58,7 +59,9 @@ def set_preferences(
         store.set_preferences(
             session, subject_id=subject.id, merchant_id=merchant_id, sealed_payload=sealed
         )
-        _log(session, principal, subject, "preferences.set", merchant_id)
+        log_subject_event(
+            session, principal, subject, "preferences.set", "done", {"merchant_id": merchant_id}
+        )
     return {"subject_id": subject_id, "merchant_id": merchant_id, "stored": True}
 
 
@@ -88,26 +91,13 @@ def set_exclusion(
             store.exclude_merchant(session, subject_id=subject.id, merchant_id=merchant_id)
         else:
             store.include_merchant(session, subject_id=subject.id, merchant_id=merchant_id)
-        _log(
+        log_subject_event(
             session,
             principal,
             subject,
             "merchant.exclude" if excluded else "merchant.include",
-            merchant_id,
+            "done",
+            {"merchant_id": merchant_id},
         )
         current = sorted(store.excluded_merchants(session, subject_id=subject.id))
     return {"subject_id": subject_id, "excluded_merchants": current}
-
-
-def _log(
-    session: Session, principal: Principal, subject: Subject, action: str, merchant_id: str
-) -> None:
-    audit.append_event(
-        session,
-        network_id=subject.network_id,
-        actor=principal.key_id,
-        action=action,
-        subject_pseudonym=subject.pseudonym,
-        outcome="done",
-        details={"merchant_id": merchant_id},
-    )

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from facekey.errors import InvalidRequest, NotFound
+from facekey.flows.auditing import log_subject_event
 from facekey.flows.auth import Principal
 from facekey.flows.platform import Platform
 from facekey.flows.protection import open_text
@@ -48,7 +49,7 @@ def export(platform: Platform, principal: Principal, subject_id: str) -> dict[st
                 )
             ],
         }
-        _log(session, principal, subject, "subject.export", "exported")
+        log_subject_event(session, principal, subject, "subject.export", "exported")
     return result
 
 
@@ -64,7 +65,7 @@ def withdraw(
         changed = subjects.withdraw_consent(session, subject_id=subject.id, purpose=purpose)
         if purpose == "personalization":
             checkout_store.delete_preferences(session, subject_id=subject.id)
-        _log(
+        log_subject_event(
             session,
             principal,
             subject,
@@ -145,17 +146,3 @@ def _event(event: Any) -> dict[str, Any]:
         "outcome": event.outcome,
         "details": json.loads(event.details),
     }
-
-
-def _log(
-    session: Session, principal: Principal, subject: Subject, action: str, outcome: str
-) -> None:
-    audit.append_event(
-        session,
-        network_id=subject.network_id,
-        actor=principal.key_id,
-        action=action,
-        subject_pseudonym=subject.pseudonym,
-        outcome=outcome,
-        details={},
-    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import text
@@ -31,9 +34,8 @@ async def readyz(platform: PlatformDep) -> Response:
             status_code=503,
             media_type="application/json",
         )
-    return Response(
-        f'{{"status": "ready", "engine": "{platform.engine_key}"}}', media_type="application/json"
-    )
+    body = {"status": "ready", "engine": platform.engine_key, "worker": os.getpid()}
+    return Response(json.dumps(body), media_type="application/json")
 
 
 @router.get("/metrics", summary="Prometheus metrics of this worker")
