@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     step_up_amount_minor: int = Field(default=10_000, ge=0)
     #: Checkout: amounts above this are declined.
     max_amount_minor: int = Field(default=100_000, gt=0)
+    #: Enrolment and checkout accept only a live liveness session (no bare images/templates).
+    require_liveness: bool = False
     #: The most images accepted by one request (enrolment takes 1–5).
     max_images_per_request: int = Field(default=5, gt=0, le=20)
 

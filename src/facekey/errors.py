@@ -36,6 +36,16 @@ their message. Each class says what went wrong in terms a caller can act on::
         ├── AuthenticationFailed   a missing, unknown, revoked or expired API key
         ├── IdempotencyConflict    an idempotency key reused for a different request
         ├── PermissionDenied       the key's scope does not allow this
+        ├── LivenessError          a liveness session that cannot be used as asked
+        │   ├── LivenessSessionNotFound  no such session for this caller (404)
+        │   ├── LivenessSessionExpired   the session is past its expiry (410)
+        │   ├── LivenessSessionClosed    frames were already submitted to it (409)
+        │   ├── LivenessSessionUsed      already bound to an enrolment or checkout (409)
+        │   ├── LivenessNotPassed        its result is not "live", or it has no result (422)
+        │   ├── LivenessRequired         the server requires a live session here (422)
+        │   ├── InvalidFrames            frame count, timestamps or their order (422)
+        │   ├── FaceChanged              the frames do not show one face throughout (422)
+        │   └── LivenessLocked           too many failed sessions lately (429)
         └── SignatureError         a terminal request whose HMAC signature cannot be accepted
             ├── SignatureMissing   a signature header is missing or malformed
             ├── SignatureInvalid   the signature does not match the request
@@ -209,3 +219,47 @@ class DeviceDisabled(SignatureError):
 
 class UnknownDevice(SignatureError):
     """No such signing device in the caller's network."""
+
+
+class LivenessError(RequestError):
+    """A liveness session that cannot be created, fed or used as asked."""
+
+
+class LivenessSessionNotFound(LivenessError):
+    """No such liveness session for this caller (another network's or device's look absent)."""
+
+
+class LivenessSessionExpired(LivenessError):
+    """The liveness session is past its expiry; start a new one."""
+
+
+class LivenessSessionClosed(LivenessError):
+    """Frames were already submitted to this liveness session; start a new one."""
+
+
+class LivenessSessionUsed(LivenessError):
+    """The liveness session was already bound to an enrolment or a checkout (single use)."""
+
+
+class LivenessNotPassed(LivenessError):
+    """The liveness session did not end "live" (spoof, inconclusive, or no frames yet)."""
+
+
+class LivenessRequired(LivenessError):
+    """This server requires a live liveness session instead of images or templates."""
+
+
+class InvalidFrames(LivenessError):
+    """The frames of a liveness session cannot be used: count, timestamps or their order."""
+
+
+class FaceChanged(LivenessError):
+    """The frames of a liveness session do not show the same face throughout."""
+
+
+class LivenessLocked(LivenessError):
+    """Too many failed liveness sessions for this device or subject; retry after a while."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -7,6 +7,11 @@ terminal's idempotency key, so a retried call gets the same answer and never aut
 A step-up narrows the search to the subjects whose phone number ends in the digits the customer
 types (or checks the PIN of the face's best candidate). Approvals return the payment-token
 reference, a per-merchant customer id and the personalization payload; never biometric data.
+
+The face is an image, an on-device template, or the best frame of a live liveness session the
+same terminal ran just before (:mod:`facekey.flows.liveness`); the session is bound in the
+transaction that writes the ledger row, so it pays once. With ``require_liveness`` set, only
+sessions are accepted.
 """
 
 from __future__ import annotations
@@ -22,8 +27,14 @@ from typing import Any, Final
 import numpy as np
 from sqlalchemy.orm import Session
 
-from facekey.errors import IdempotencyConflict, InvalidRequest, NotFound, PermissionDenied
-from facekey.flows import risk
+from facekey.errors import (
+    IdempotencyConflict,
+    InvalidRequest,
+    LivenessRequired,
+    NotFound,
+    PermissionDenied,
+)
+from facekey.flows import liveness, risk
 from facekey.flows.auth import Principal
 from facekey.flows.devices import DeviceIdentity, check_merchant
 from facekey.flows.edge import probe_vector
@@ -60,6 +71,7 @@ class CheckoutRequest:
     idempotency_key: str
     image: bytes | None = None
     template: bytes | None = None
+    liveness_session_id: str | None = None
 
     def validate(self) -> None:
         if self.amount_minor <= 0:
@@ -68,12 +80,20 @@ class CheckoutRequest:
             raise InvalidRequest("currency must be an ISO 4217 code such as EUR")
         if not 1 <= len(self.idempotency_key) <= 200:
             raise InvalidRequest("idempotency_key must be 1 to 200 characters")
-        if (self.image is None) == (self.template is None):
-            raise InvalidRequest("send exactly one of image or template")
+        given = (self.image, self.template, self.liveness_session_id)
+        if sum(value is not None for value in given) != 1:
+            raise InvalidRequest("send exactly one of image, template or liveness_session_id")
+
+    @property
+    def probe(self) -> bytes:
+        """The probe's bytes as the ledger fingerprints them (a session: its id)."""
+        if self.liveness_session_id is not None:
+            return b"liveness-session:" + self.liveness_session_id.encode()
+        return self.image if self.image is not None else self.template or b""
 
     def digest(self) -> str:
         """sha256 of the request, to recognise a retry and refuse a reused key."""
-        probe = self.image if self.image is not None else self.template or b""
+        probe = self.probe
         fields = [
             str(self.amount_minor),
             self.currency,
@@ -91,6 +111,8 @@ def checkout(
     started = time.perf_counter()
     principal.require(Scope.TERMINAL)
     request.validate()
+    if platform.settings.require_liveness and request.liveness_session_id is None:
+        raise LivenessRequired("this server accepts checkouts only with a liveness_session_id")
     check_merchant(device, merchant_id=request.merchant_id, store_id=request.store_id)
     digest = request.digest()
     with platform.database.session() as session:
@@ -100,7 +122,7 @@ def checkout(
         if existing is not None:
             return _replayed_answer(platform, session, existing, digest)
     network = network_of(platform, principal.network_id)
-    vector = probe_vector(platform, network, request.image, request.template)
+    vector = _checkout_vector(platform, network, device, request)
     hits, gallery_size = _search(platform, network, vector, request.merchant_id)
     with platform.database.session() as session:
         decision = _decide_face_only(platform, session, device, request, hits, gallery_size)
@@ -110,8 +132,22 @@ def checkout(
         if row.request_hash != digest:  # a concurrent call used the key for another request
             raise IdempotencyConflict("this idempotency key was used for a different request")
         if row.id == mine:  # not a concurrent retry's row
+            if request.liveness_session_id is not None:
+                liveness.consume(session, request.liveness_session_id)
             _audit(session, row, decision)
         return _answer(platform, session, network, row)
+
+
+def _checkout_vector(
+    platform: Platform, network: Network, device: DeviceIdentity, request: CheckoutRequest
+) -> FloatArray:
+    """The protected search vector: the terminal's live session, an image or a template."""
+    if request.liveness_session_id is None:
+        return probe_vector(platform, network, request.image, request.template)
+    bound = liveness.live_face(
+        platform, network, request.liveness_session_id, device_id=device.device_id
+    )
+    return bound.vector
 
 
 def step_up(
@@ -274,8 +310,7 @@ def _record(
     authorization_id: str,
 ) -> Authorization:
     """Write the decision to the ledger (a pending step-up remembers the face's candidate)."""
-    probe = request.image if request.image is not None else request.template or b""
-    evidence = dict(decision.evidence) | {"probe": hashlib.sha256(probe).hexdigest()}
+    evidence = dict(decision.evidence) | {"probe": hashlib.sha256(request.probe).hexdigest()}
     pending = decision.decision == "step_up"
     row = ledger.create_authorization(
         session,

@@ -1,4 +1,10 @@
-"""Opt-in enrolment: consent, 1–5 images, quality gate, duplicate check, sealed storage."""
+"""Opt-in enrolment: consent, 1–5 images or a live liveness session, quality gate, duplicate
+check, sealed storage.
+
+With ``liveness_session_id`` the template is the best frame of the caller's live challenge
+session (:mod:`facekey.flows.liveness`), bound once in the enrolment's own transaction: a failed
+enrolment leaves the session usable, a successful one uses it up.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,14 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.orm import Session
 
-from facekey.errors import DuplicateEnrolment, InvalidRequest, NotFound
+from facekey.errors import (
+    DuplicateEnrolment,
+    InvalidRequest,
+    LivenessRequired,
+    LowQuality,
+    NotFound,
+)
+from facekey.flows import liveness
 from facekey.flows.auth import Principal
 from facekey.flows.decisions import meets
 from facekey.flows.faces import enrolment_faces, protected
@@ -71,6 +84,7 @@ class EnrolRequest:
     payment_token: str | None = None
     external_ref: str | None = None
     pin: str | None = None
+    liveness_session_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,21 +98,39 @@ def enrol(platform: Platform, principal: Principal, request: EnrolRequest) -> En
     """Enrol a new subject in one transaction; nothing is written if any check fails."""
     principal.require(Scope.ENROL)
     _check_fields(platform, request)
+    network = network_of(platform, principal.network_id)
+    vectors, qualities = _enrolment_vectors(platform, network, request)
+    _check_not_enrolled(platform, network, vectors)
+    session_id = request.liveness_session_id
+    source = "enrolment" if session_id is None else "liveness"
+    with platform.database.session() as session:
+        if session_id is not None:
+            liveness.consume(session, session_id)
+        subject = _create_subject(platform, session, network, request)
+        for vector, quality in zip(vectors, qualities, strict=True):
+            _store_template(platform, session, subject, vector, quality, source)
+        if platform.settings.retain_images and request.images:
+            _retain(platform, session, subject, request.images)
+        _audit(session, principal, subject, "subject.enrol", "enrolled", len(vectors))
+        subject_id = subject.id
+    return EnrolResult(subject_id, len(vectors), [round(q, 3) for q in qualities])
+
+
+def _enrolment_vectors(
+    platform: Platform, network: Network, request: EnrolRequest
+) -> tuple[list[FloatArray], list[float]]:
+    """Protected template vectors and qualities, from the images or the liveness session."""
+    if request.liveness_session_id is not None:
+        bound = liveness.live_face(
+            platform, network, request.liveness_session_id, device_id=None, mode="challenge"
+        )
+        if not bound.quality_ok:
+            raise LowQuality("the liveness session's best frame is below the quality gate")
+        return [bound.vector], [bound.quality]
     faces = enrolment_faces(platform, request.images)
     _check_same_person(platform, faces)
-    network = network_of(platform, principal.network_id)
     transform = platform.vault.transform(network, platform.reader.info)
-    vectors = [protected(transform, f) for f in faces]
-    _check_not_enrolled(platform, network, vectors)
-    with platform.database.session() as session:
-        subject = _create_subject(platform, session, network, request)
-        for face, vector in zip(faces, vectors, strict=True):
-            _store_template(platform, session, subject, vector, face.quality.score, "enrolment")
-        if platform.settings.retain_images:
-            _retain(platform, session, subject, request.images)
-        _audit(session, principal, subject, "subject.enrol", "enrolled", len(faces))
-        subject_id = subject.id
-    return EnrolResult(subject_id, len(faces), [round(f.quality.score, 3) for f in faces])
+    return [protected(transform, f) for f in faces], [f.quality.score for f in faces]
 
 
 def add_images(
@@ -130,7 +162,7 @@ def _check_count(platform: Platform, images: list[bytes]) -> None:
 
 
 def _check_fields(platform: Platform, request: EnrolRequest) -> None:
-    _check_count(platform, request.images)
+    _check_probe_source(platform, request)
     token = request.payment_token
     if token is not None and looks_like_card_number(token):
         raise InvalidRequest(
@@ -142,6 +174,17 @@ def _check_fields(platform: Platform, request: EnrolRequest) -> None:
         check_pin_format(request.pin)
     if request.external_ref is not None and not 1 <= len(request.external_ref) <= 200:
         raise InvalidRequest("external_ref must be 1 to 200 characters")
+
+
+def _check_probe_source(platform: Platform, request: EnrolRequest) -> None:
+    """Exactly one of images and a liveness session; the session when liveness is required."""
+    if request.liveness_session_id is not None:
+        if request.images:
+            raise InvalidRequest("send images or a liveness_session_id, not both")
+        return
+    if platform.settings.require_liveness:
+        raise LivenessRequired("this server enrols only from a live liveness_session_id")
+    _check_count(platform, request.images)
 
 
 def _valid_phone(phone: str) -> bool:

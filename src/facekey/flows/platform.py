@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import select
 
@@ -22,8 +24,13 @@ from facekey.security.envelope import FileKek, KeyEncryptionKey
 from facekey.store.database import Database, default_sqlite_url
 from facekey.store.tables import Network
 from facekey.vision.quality import QualityPolicy
+from facekey.vision.types import ImageArray
+
+if TYPE_CHECKING:
+    from facekey.liveness.session import LivenessChecker
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -46,10 +53,39 @@ class FaceReader:
         with self._lock:
             return (image.shape[0], image.shape[1]), self.pipeline.faces(image)
 
+    def faces_in(self, image: ImageArray) -> list[Face]:
+        """The faces of an already decoded image."""
+        with self._lock:
+            return self.pipeline.faces(image)
+
+
+def _new_liveness_checker() -> LivenessChecker:
+    from facekey.liveness.session import LivenessChecker
+
+    return LivenessChecker()
+
+
+@dataclass
+class LivenessReader:
+    """The liveness checker of one process (detector, Face Mesh, passive models), built on
+    first use and serialised like :class:`FaceReader` (its interpreters are not thread-safe)."""
+
+    factory: Callable[[], LivenessChecker] = _new_liveness_checker
+    _checker: LivenessChecker | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def use(self, work: Callable[[LivenessChecker], _T]) -> _T:
+        """Run ``work`` with the checker, alone."""
+        with self._lock:
+            if self._checker is None:
+                self._checker = self.factory()
+            return work(self._checker)
+
 
 @dataclass
 class Platform:
-    """Settings, database, vault, face reader, calibration and galleries of one process."""
+    """Settings, database, vault, face and liveness readers, calibration and galleries of one
+    process."""
 
     settings: Settings
     database: Database
@@ -59,6 +95,7 @@ class Platform:
     galleries: GalleryRegistry
     quality_policy: QualityPolicy = field(default_factory=QualityPolicy)
     risk_config: RiskConfig = field(default_factory=RiskConfig)
+    liveness: LivenessReader = field(default_factory=LivenessReader)
 
     @classmethod
     def open(

@@ -5,7 +5,10 @@
 - each subject has a data key (wrapped by the key-encryption key); their templates, phone
   number, payment-token reference and retained images are sealed with it, each under a
   context naming the subject, so ciphertexts cannot be moved between rows. Erasure deletes
-  the wrapped data key: whatever copies of the ciphertexts remain (backups) become noise.
+  the wrapped data key: whatever copies of the ciphertexts remain (backups) become noise;
+- a liveness session's best-frame template is transformed like a stored template and sealed
+  with a key derived from the network secret, under a context naming the session; it lives
+  only until the session is used or expires.
 """
 
 from __future__ import annotations
@@ -88,6 +91,10 @@ class Vault:
         message = f"{merchant_id}:{subject_id}".encode()
         return "cus_" + hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
 
+    def liveness_key(self, network: Network) -> bytes:
+        """The network's key for the best-frame templates of its liveness sessions."""
+        return hashlib.sha256(b"facekey-liveness-session:" + self._network_secret(network)).digest()
+
     # ------------------------------------------------------------------ subjects
 
     def new_subject_key(self, subject_id: str) -> tuple[bytes, bytes]:
@@ -111,6 +118,22 @@ def seal_vector(key: bytes, vector: FloatArray, *, subject_id: str, engine_key: 
 def open_vector(key: bytes, sealed: bytes, *, subject_id: str, engine_key: str) -> FloatArray:
     """Open a sealed template vector."""
     data = open_sealed(key, sealed, context=_template_context(subject_id, engine_key))
+    return np.frombuffer(data, dtype="<f4").astype(np.float32)
+
+
+def seal_session_vector(
+    key: bytes, vector: FloatArray, *, session_id: str, engine_key: str
+) -> bytes:
+    """Seal a liveness session's (transformed) best-frame template."""
+    data = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+    return seal(key, data, context=_session_template_context(session_id, engine_key))
+
+
+def open_session_vector(
+    key: bytes, sealed: bytes, *, session_id: str, engine_key: str
+) -> FloatArray:
+    """Open a liveness session's sealed best-frame template."""
+    data = open_sealed(key, sealed, context=_session_template_context(session_id, engine_key))
     return np.frombuffer(data, dtype="<f4").astype(np.float32)
 
 
@@ -139,6 +162,10 @@ def _subject_context(subject_id: str) -> bytes:
 
 def _template_context(subject_id: str, engine_key: str) -> bytes:
     return f"template:{subject_id}:{engine_key}".encode()
+
+
+def _session_template_context(session_id: str, engine_key: str) -> bytes:
+    return f"liveness-template:{session_id}:{engine_key}".encode()
 
 
 def _field_context(subject_id: str, field: str) -> bytes:

@@ -15,7 +15,7 @@ from facekey.gallery.index import limit_faiss_threads
 from facekey.service.limits import BodyLimitMiddleware
 from facekey.service.metrics import Metrics, MetricsMiddleware
 from facekey.service.problems import install_problem_handlers
-from facekey.service.routes import checkout, identify, ops, subjects
+from facekey.service.routes import checkout, identify, liveness, ops, subjects
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     )
     app.state.metrics = Metrics()
     install_problem_handlers(app)
-    for router in (subjects.router, identify.router, checkout.router, ops.router):
+    for router in (subjects.router, identify.router, checkout.router, liveness.router, ops.router):
         app.include_router(router)
     max_body = settings.images.max_bytes * settings.max_images_per_request + _BODY_SLACK
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)

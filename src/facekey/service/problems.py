@@ -24,6 +24,12 @@ _STATUS: Final[tuple[tuple[type[errors.FacekeyError], int], ...]] = (
     (errors.ImageError, 422),
     (errors.FaceError, 422),
     (errors.InvalidRequest, 422),
+    (errors.LivenessSessionNotFound, 404),
+    (errors.LivenessSessionExpired, 410),
+    (errors.LivenessSessionClosed, 409),
+    (errors.LivenessSessionUsed, 409),
+    (errors.LivenessLocked, 429),
+    (errors.LivenessError, 422),
     (errors.NotFound, 404),
     (errors.SubjectNotActive, 404),
     (errors.NetworkNotFound, 404),
@@ -61,7 +67,10 @@ async def _facekey_error(request: Request, exc: Exception) -> JSONResponse:
     if status >= 500:
         log.error("internal error on %s %s: %r", request.method, request.url.path, exc)
         return problem(500, "internal-error", "Internal error", "the server could not do this")
-    return problem(status, _slug(exc), _title(exc), str(exc), **_extra(request, exc))
+    response = problem(status, _slug(exc), _title(exc), str(exc), **_extra(request, exc))
+    if isinstance(exc, errors.LivenessLocked):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
 
 
 def _title(exc: Exception) -> str:
@@ -70,10 +79,12 @@ def _title(exc: Exception) -> str:
 
 
 def _extra(request: Request, exc: Exception) -> dict[str, Any]:
-    """Fields only some callers may see: the existing subject of a duplicate, for admins."""
+    """Extra fields: the existing subject of a duplicate (admins only), a lockout's wait."""
     principal = getattr(request.state, "principal", None)
     if isinstance(exc, errors.DuplicateEnrolment) and getattr(principal, "scope", None) == "admin":
         return {"existing_subject_id": exc.existing_subject_id}
+    if isinstance(exc, errors.LivenessLocked):
+        return {"retry_after": exc.retry_after_s}
     return {}
 
 

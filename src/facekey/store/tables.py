@@ -47,6 +47,8 @@ CHANGE_KINDS = ("add", "remove_subject", "remove_template")
 AUTHORIZATION_STATUSES = ("final", "pending_step_up")
 AUTHORIZATION_DECISIONS = ("approved", "step_up", "declined")
 FAILURE_KINDS = ("subject", "device")
+LIVENESS_MODES = ("challenge", "passive")
+LIVENESS_STATUSES = ("open", "live", "spoof", "inconclusive", "used", "expired")
 
 
 def utcnow() -> datetime:
@@ -434,6 +436,43 @@ class Preference(Base):
     )
     sealed_payload: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class LivenessSession(Base):
+    """A liveness session: its challenges, its result and, when live, its best frame's template.
+
+    ``result_evidence`` is canonical JSON of numbers only (scores, counts, angles), never
+    biometric data. ``sealed_best_template`` is the best frame's template, transformed and
+    sealed like stored templates (:func:`facekey.flows.protection.seal_session_vector`); it is
+    cleared when the session is used or expires. ``finished_at`` is when the result was decided.
+    """
+
+    __tablename__ = "liveness_sessions"
+    __table_args__ = (
+        Index(None, "device_id", "finished_at"),
+        Index(None, "subject_id", "finished_at"),
+        Index(None, "status", "expires_at"),
+        CheckConstraint(_in_check("mode", LIVENESS_MODES), name="mode"),
+        CheckConstraint(_in_check("status", LIVENESS_STATUSES), name="status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    network_id: Mapped[str] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), index=True
+    )
+    mode: Mapped[str] = mapped_column(String(16))
+    nonce: Mapped[str] = mapped_column(String(64))
+    #: JSON list of challenge names, in the order they must be performed.
+    challenges: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    result_evidence: Mapped[str | None] = mapped_column(Text)
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    subject_id: Mapped[str | None] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"))
+    sealed_best_template: Mapped[bytes | None] = mapped_column(LargeBinary)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 def engine_key(engine_id: str, engine_version: str) -> str:

@@ -30,6 +30,7 @@ _FIELDS = {
     "idempotency_key": {"type": "string"},
     "image": {"type": "string", "format": "binary"},
     "template": {"type": "string", "description": "base64 template bytes from the device"},
+    "liveness_session_id": {"type": "string", "description": "this terminal's live session"},
 }
 _STEP_UP_FIELDS = {
     "phone_digits": {"type": "string", "description": "the phone number's last 4 digits"},
@@ -122,6 +123,7 @@ async def checkout(request: Request, platform: PlatformDep, principal: TerminalK
             idempotency_key=_text(form, "idempotency_key") or "",
             image=image,
             template=template,
+            liveness_session_id=_text(form, "liveness_session_id", required=False),
         )
     return await run_in_threadpool(checkout_flow.checkout, platform, principal, device, body)
 

@@ -29,12 +29,19 @@ async def _images(platform: PlatformDep, uploads: list[UploadFile]) -> list[byte
     return [await read_upload(u, platform, name=f"image {i}") for i, u in enumerate(uploads, 1)]
 
 
-@router.post("", status_code=201, summary="Enrol a consenting subject (1–5 images)")
+@router.post(
+    "", status_code=201, summary="Enrol a consenting subject (1–5 images or a liveness session)"
+)
 async def create_subject(
     platform: PlatformDep,
     principal: EnrolKey,
     consent: Annotated[str, Form(description="JSON: purposes, terms_version, channel")],
-    images: Annotated[list[UploadFile], File(description="1–5 face images")],
+    images: Annotated[
+        list[UploadFile] | None, File(description="1–5 face images (or liveness_session_id)")
+    ] = None,
+    liveness_session_id: Annotated[
+        str | None, Form(description="a live challenge session, instead of images")
+    ] = None,
     phone: Annotated[str | None, Form()] = None,
     payment_token: Annotated[str | None, Form()] = None,
     external_ref: Annotated[str | None, Form()] = None,
@@ -42,11 +49,12 @@ async def create_subject(
 ) -> dict[str, Any]:
     request = enrol_flow.EnrolRequest(
         consent=enrol_flow.ConsentRequest.parse(consent),
-        images=await _images(platform, images),
+        images=await _images(platform, images or []),
         phone=form_text(phone, "phone", max_length=40),
         payment_token=form_text(payment_token, "payment_token", max_length=200),
         external_ref=form_text(external_ref, "external_ref", max_length=200),
         pin=form_text(pin, "pin", max_length=8),
+        liveness_session_id=form_text(liveness_session_id, "liveness_session_id", max_length=36),
     )
     result = await run_in_threadpool(enrol_flow.enrol, platform, principal, request)
     return {
