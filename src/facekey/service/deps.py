@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from facekey.errors import ImageTooLarge, InvalidRequest
 from facekey.flows.auth import Principal, authenticate
+from facekey.flows.devices import DeviceIdentity, verify_terminal_call
 from facekey.flows.platform import Platform
 from facekey.security.api_keys import Scope
 
@@ -59,6 +60,25 @@ async def read_upload(upload: UploadFile, platform: Platform, *, name: str) -> b
     if len(data) > limit:
         raise ImageTooLarge(f"{name}: the image is larger than {limit} bytes")
     return data
+
+
+async def signed_device(
+    request: Request, platform: Platform, principal: Principal, body: bytes | None = None
+) -> DeviceIdentity:
+    """The terminal whose HMAC signature over this request (the raw body) verifies."""
+    raw = await request.body() if body is None else body
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return await run_in_threadpool(
+        lambda: verify_terminal_call(
+            platform.database,
+            platform.vault,
+            principal,
+            headers=request.headers,
+            method=request.method,
+            path=path,
+            body=raw,
+        )
+    )
 
 
 def form_text(value: str | None, name: str, *, max_length: int = 4096) -> str | None:

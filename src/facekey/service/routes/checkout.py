@@ -16,9 +16,15 @@ from starlette.datastructures import FormData, UploadFile
 
 from facekey.errors import ImageTooLarge, InvalidRequest
 from facekey.flows import checkout as checkout_flow
-from facekey.flows.devices import DeviceIdentity, verify_terminal_call
 from facekey.flows.personalization import set_exclusion, set_preferences
-from facekey.service.deps import AdminKey, EnrolKey, PlatformDep, PrivacyKey, TerminalKey
+from facekey.service.deps import (
+    AdminKey,
+    EnrolKey,
+    PlatformDep,
+    PrivacyKey,
+    TerminalKey,
+    signed_device,
+)
 
 router = APIRouter(tags=["checkout"])
 
@@ -50,22 +56,6 @@ def _multipart(fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
         "parameters": _SIGNED_HEADERS,
         "requestBody": {"content": {"multipart/form-data": {"schema": schema}}, "required": True},
     }
-
-
-async def _signed(request: Request, platform: PlatformDep, principal: Any) -> DeviceIdentity:
-    body = await request.body()
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return await run_in_threadpool(
-        lambda: verify_terminal_call(
-            platform.database,
-            platform.vault,
-            principal,
-            headers=request.headers,
-            method=request.method,
-            path=path,
-            body=body,
-        )
-    )
 
 
 def _text(form: FormData, name: str, *, required: bool = True) -> str | None:
@@ -109,7 +99,7 @@ async def _probe(form: FormData, platform: PlatformDep) -> tuple[bytes | None, b
     ),
 )
 async def checkout(request: Request, platform: PlatformDep, principal: TerminalKey) -> Any:
-    device = await _signed(request, platform, principal)
+    device = await signed_device(request, platform, principal)
     async with request.form(max_files=2, max_fields=20) as form:
         amount = _text(form, "amount") or ""
         if not amount.isdigit():
@@ -136,7 +126,7 @@ async def checkout(request: Request, platform: PlatformDep, principal: TerminalK
 async def step_up(
     authorization_id: str, request: Request, platform: PlatformDep, principal: TerminalKey
 ) -> Any:
-    device = await _signed(request, platform, principal)
+    device = await signed_device(request, platform, principal)
     async with request.form(max_files=2, max_fields=10) as form:
         image, template = await _probe(form, platform)
         digits = _text(form, "phone_digits", required=False)

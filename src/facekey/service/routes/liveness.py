@@ -17,10 +17,10 @@ from starlette.datastructures import FormData, UploadFile
 from facekey.errors import InvalidRequest
 from facekey.flows import liveness as liveness_flow
 from facekey.flows.auth import Principal
-from facekey.flows.devices import DeviceIdentity, verify_terminal_call
+from facekey.flows.devices import DeviceIdentity
 from facekey.flows.platform import Platform
 from facekey.security.api_keys import Scope
-from facekey.service.deps import PlatformDep, VerifyKey
+from facekey.service.deps import PlatformDep, VerifyKey, signed_device
 
 router = APIRouter(prefix="/v1/liveness", tags=["liveness"])
 
@@ -62,18 +62,7 @@ async def _device(
     """The signing terminal of a terminal key's call; None for other keys."""
     if principal.scope is not Scope.TERMINAL:
         return None
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return await run_in_threadpool(
-        lambda: verify_terminal_call(
-            platform.database,
-            platform.vault,
-            principal,
-            headers=request.headers,
-            method=request.method,
-            path=path,
-            body=body,
-        )
-    )
+    return await signed_device(request, platform, principal, body)
 
 
 def _session_request(body: bytes) -> SessionRequest:
