@@ -19,6 +19,7 @@ from facekey.flows.protection import Vault, engine_key_of
 from facekey.flows.risk import RiskConfig
 from facekey.gallery.index import GalleryIndex
 from facekey.gallery.sync import GalleryRegistry
+from facekey.imaging import decode_image
 from facekey.pipeline import Face, FacePipeline
 from facekey.security.envelope import FileKek, KeyEncryptionKey
 from facekey.store.database import Database, default_sqlite_url
@@ -47,8 +48,6 @@ class FaceReader:
 
     def faces(self, data: bytes) -> tuple[tuple[int, int], list[Face]]:
         """((height, width), faces) of untrusted image bytes."""
-        from facekey.imaging import decode_image
-
         image = decode_image(data, self.pipeline.limits)
         with self._lock:
             return (image.shape[0], image.shape[1]), self.pipeline.faces(image)
