@@ -20,7 +20,8 @@ from facekey.flows import liveness as liveness_flow
 from facekey.flows.devices import add_device, add_merchant, add_store
 from facekey.flows.platform import Platform
 from facekey.imaging import read_image_file
-from facekey.liveness.dev_sessions import moved_still
+from facekey.liveness.dev_sessions import moved_still, tilted_still
+from facekey.liveness.photometric import PLANAR_AGREEMENT
 from facekey.security.signing import decode_secret, signed_headers
 from facekey.store.tables import LivenessSession
 
@@ -131,6 +132,7 @@ def test_real_challenges_are_live_and_enrol_once(
     evidence = body["evidence"]
     assert [c["passed"] for c in evidence["challenges"]] == [True, True]
     assert evidence["frames"] == 6 and evidence["same_face_min"] > 0.5
+    assert evidence["photometric_agreement"] < PLANAR_AGREEMENT
     enrolled = _enrol_session(client, network, created["session_id"])
     assert enrolled.status_code == 201, enrolled.text
     assert enrolled.json()["templates"] == 1
@@ -173,6 +175,40 @@ def test_a_still_moved_scaled_rotated_is_never_live(
         _problem(_enrol_session(client, network, created), 422, "liveness-not-passed")
         if mode == "passive":
             break
+
+
+@pytest.mark.parametrize(
+    ("still", "axis", "challenges"),
+    [
+        ("../lfw/Aaron_Sorkin_0001.jpg", "vertical", ["turn_left", "look_up"]),
+        ("../lfw/Aaron_Sorkin_0001.jpg", "vertical", ["turn_right", "blink"]),
+        ("nuaa-attack-0001_00_00_01_0.jpg", "horizontal", ["look_up", "turn_left"]),
+        ("pad-image_T1.jpg", "horizontal", ["look_up", "turn_right"]),
+    ],
+)
+def test_a_tilted_still_is_a_spoof(
+    client: TestClient, network: Network, still: str, axis: str, challenges: list[str]
+) -> None:
+    """A photo tilted 0→60° in perspective makes the mesh turn or nod by ≥ 12°: spoof."""
+    image = read_image_file(LIVENESS / still)
+    views = tilted_still(image, 8, np.random.default_rng(5), axis, 60.0)
+    created = liveness_flow_session(client, network, "challenge", challenges)
+    body = _submit(client, network, created, [_jpeg(f) for f in views]).json()
+    assert body["result"] == "spoof", body
+    assert body["evidence"]["photometric_agreement"] >= PLANAR_AGREEMENT
+    assert "plane" in body["evidence"]["reason"]
+    _problem(_enrol_session(client, network, created), 422, "liveness-not-passed")
+
+
+@pytest.mark.parametrize("axis", ["vertical", "horizontal"])
+def test_a_tilted_still_is_never_live(client: TestClient, network: Network, axis: str) -> None:
+    """Tilted 0→30° (a pose change the measure may not reach): never live either."""
+    for still in ("nuaa-live-0001_00_00_01_0.jpg", "../lfw/Aaron_Sorkin_0001.jpg"):
+        image = read_image_file(LIVENESS / still)
+        views = tilted_still(image, 8, np.random.default_rng(7), axis)
+        created = liveness_flow_session(client, network, "challenge", ["turn_left", "look_up"])
+        body = _submit(client, network, created, [_jpeg(f) for f in views]).json()
+        assert body["result"] != "live", body
 
 
 def liveness_flow_session(

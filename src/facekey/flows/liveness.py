@@ -13,7 +13,8 @@ One submission of 3–20 frames (capture order, millisecond timestamps strictly 
 most 10 s) decides it. Both modes check that every frame shows the same face (each frame's main
 face matches the first at the engine's calibrated FMR of :data:`SAME_FACE_FMR`). A challenge
 session is ``live`` only when every challenge was performed, the fused passive/temporal evidence
-says live and the head did not move as a rigid plane; ``spoof`` when that evidence says attack;
+says live and the head did not move as a plane (neither its landmarks, :data:`RIGID_PLANE`,
+nor its pixels, :mod:`facekey.liveness.photometric`); ``spoof`` when that evidence says attack;
 ``inconclusive`` otherwise. Bad input fails the session (``inconclusive``) and raises its precise
 error. A live session keeps its best frame's template (highest quality), transformed and sealed
 like stored templates; enrolment and checkout bind it once (:func:`consume`) before it expires.
@@ -71,6 +72,7 @@ from facekey.liveness.challenges import (
     verify_challenges,
 )
 from facekey.liveness.fusion import FUSION_VERSION, SessionDecision, decide_session
+from facekey.liveness.photometric import photometric_evidence
 from facekey.liveness.temporal import FrameObservation, burst_features
 from facekey.liveness.thermal import load_thermal, thermal_evidence
 from facekey.pipeline import Face, main_face
@@ -463,7 +465,8 @@ def _challenge(
     if thermal is not None:
         last = observations[-1]
         evidence = thermal_evidence(thermal, images[-1].shape, last.points, last.box)
-    fused = decide_session(burst_features(observations), evidence)
+    photometric = photometric_evidence(images, observations)
+    fused = decide_session(burst_features(observations), evidence, photometric=photometric)
     samples = pose_samples(observations)
     outcomes = verify_challenges(challenges, samples)
     result, reason = challenge_result(fused, samples, outcomes)

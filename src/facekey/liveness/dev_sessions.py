@@ -25,6 +25,7 @@ from PIL import Image
 
 from facekey.evaluation.datasets import image_files
 from facekey.imaging import read_image_file
+from facekey.liveness.temporal import fit_homography
 from facekey.vision.types import ImageArray
 
 NUAA_WINDOW: Final = 5
@@ -67,6 +68,50 @@ def moved_still(image: ImageArray, frames: int, rng: np.random.Generator) -> lis
         shift = (0.03 * width * math.cos(phase), 0.03 * height * math.sin(0.8 * phase))
         views.append(_similarity(image, angle, scale, shift))
     return views
+
+
+def tilted_still(
+    image: ImageArray,
+    frames: int,
+    rng: np.random.Generator,
+    axis: str = "vertical",
+    degrees: float = 30.0,
+) -> list[ImageArray]:
+    """``frames`` views of one still as a sheet of paper rotated in perspective about a
+    ``vertical`` (a "turn") or ``horizontal`` (a "look-up") axis through its centre, from 0° to
+    ``degrees`` (the camera's focal length 1.2 × the image width), with small shifts (≤ 2 %)
+    and scale changes (± 3 %)."""
+    views = []
+    for index in range(frames):
+        angle = math.radians(degrees * index / max(frames - 1, 1))
+        scale = 1.0 + rng.uniform(-0.03, 0.03)
+        shift = (rng.uniform(-0.02, 0.02), rng.uniform(-0.02, 0.02))
+        views.append(_perspective(image, angle, axis == "vertical", scale, shift))
+    return views
+
+
+def _perspective(
+    image: ImageArray, angle: float, vertical: bool, scale: float, shift: tuple[float, float]
+) -> ImageArray:
+    """``image`` as a plane rotated by ``angle`` about its centre line, seen by a pin-hole
+    camera, then scaled and shifted (fractions of the size); black outside."""
+    height, width = image.shape[:2]
+    focal, cx, cy = 1.2 * width, width / 2, height / 2
+    corners = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float64)
+    across, along = (corners[:, 0] - cx, corners[:, 1] - cy)
+    if not vertical:
+        across, along = along, across
+    depth = focal + across * math.sin(angle)
+    moved = focal * across * math.cos(angle) / depth * scale
+    fixed = focal * along / depth * scale
+    x, y = (moved, fixed) if vertical else (fixed, moved)
+    target = np.column_stack([x + cx + shift[0] * width, y + cy + shift[1] * height])
+    inverse = fit_homography(target.astype(np.float32), corners.astype(np.float32))
+    coeffs = tuple(float(c) for c in (inverse / inverse[2, 2]).ravel()[:8])
+    out = Image.fromarray(image).transform(
+        (width, height), Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR
+    )
+    return np.asarray(out, dtype=np.uint8)
 
 
 def static_still(image: ImageArray, frames: int, rng: np.random.Generator) -> list[ImageArray]:

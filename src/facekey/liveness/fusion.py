@@ -16,6 +16,9 @@ Blinks are measured and reported in the evidence but carry no weight: the develo
 ``score = sigmoid(bias + Σ weight × feature)``; "live" at or above :data:`LIVE_AT`, "spoof" at
 or below :data:`SPOOF_AT`, "inconclusive" between. Thermal evidence, when present, vetoes
 ("spoof" vote → spoof) or adds :data:`THERMAL_LIVE_BONUS` to the logit ("live" vote).
+Photometric evidence (:mod:`facekey.liveness.photometric`, version 2), when the pose changed by
+at least :data:`~facekey.liveness.photometric.MIN_POSE_CHANGE` degrees, vetoes when the face
+region moved as one plane (a photo or a screen, however tilted); it carries no weight otherwise.
 
 How the weights were fitted (:func:`fit_logistic`, L2-regularised Newton steps): only on the
 development data in ``../shared/data`` turned into sessions by
@@ -35,10 +38,11 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from facekey.liveness.photometric import PhotometricEvidence
 from facekey.liveness.temporal import TemporalFeatures
 from facekey.liveness.thermal import ThermalEvidence
 
-FUSION_VERSION: Final = "1"
+FUSION_VERSION: Final = "2"
 FEATURES: Final = ("passive", "nonplanarity", "nonplanar_share", "stillness")
 WEIGHTS: Final[Mapping[str, float]] = MappingProxyType(
     {
@@ -56,6 +60,9 @@ SPOOF_AT: Final = 0.4
 THERMAL_LIVE_BONUS: Final = 2.0
 PASSIVE_CLIP: Final = 8.0
 _FLOOR: Final = 1e-5
+PLANAR_REASON: Final = (
+    "the face region moved as one plane (a photo or a screen): photometric agreement {:.3f}"
+)
 
 Result = Literal["live", "spoof", "inconclusive"]
 
@@ -90,8 +97,10 @@ def decide_session(
     features: TemporalFeatures,
     thermal: ThermalEvidence | None = None,
     weights: Mapping[str, float] = WEIGHTS,
+    photometric: PhotometricEvidence | None = None,
 ) -> SessionDecision:
-    """Fuse a burst's features (and thermal evidence, if any) into a decision."""
+    """Fuse a burst's features (and thermal and photometric evidence, if any) into a
+    decision; a planar photometric measure vetoes."""
     logit = _logit(features, weights)
     if thermal is not None and thermal.vote == "live":
         logit += THERMAL_LIVE_BONUS
@@ -100,6 +109,11 @@ def decide_session(
     if thermal is not None:
         evidence["thermal"] = dict(vars(thermal))
         if thermal.vote == "spoof":
+            return SessionDecision("spoof", min(score, SPOOF_AT), evidence)
+    if photometric is not None:
+        evidence["photometric"] = dict(vars(photometric))
+        if photometric.planar:
+            evidence["reason"] = PLANAR_REASON.format(photometric.agreement)
             return SessionDecision("spoof", min(score, SPOOF_AT), evidence)
     return SessionDecision(_result(score), score, evidence)
 

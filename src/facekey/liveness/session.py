@@ -17,6 +17,7 @@ import numpy as np
 from facekey.imaging import read_image_file
 from facekey.liveness.fusion import SessionDecision, decide_session, inconclusive
 from facekey.liveness.passive import MiniFasNetPair, PassiveScorer
+from facekey.liveness.photometric import photometric_evidence
 from facekey.liveness.temporal import MIN_FRAMES, FrameObservation, burst_features
 from facekey.liveness.thermal import thermal_evidence
 from facekey.vision.detectors import Detector, make_detector
@@ -64,14 +65,16 @@ class LivenessChecker:
         """
         if len(frames) > MAX_FRAMES:
             raise ValueError(f"a passive session has at most {MAX_FRAMES} frames")
-        observations = [o for o in map(self.observe, frames) if o is not None]
+        seen = [(f, o) for f, o in zip(frames, map(self.observe, frames), strict=True) if o]
+        observations = [o for _, o in seen]
         if len(observations) < MIN_FRAMES:
             return inconclusive(f"a face in {len(observations)} of {len(frames)} frames")
         evidence = None
         if thermal is not None:
             last = observations[-1]
             evidence = thermal_evidence(thermal, frames[-1].shape, last.points, last.box)
-        return decide_session(burst_features(observations), evidence)
+        photometric = photometric_evidence([f for f, _ in seen], observations)
+        return decide_session(burst_features(observations), evidence, photometric=photometric)
 
 
 def score_files(
