@@ -297,6 +297,15 @@ def admin_rotate_keys(
         _emit(rotate_keys(database, network_id, scopes))
 
 
+@admin_app.command("renew-transform")
+def admin_renew_transform(network_id: Annotated[str, typer.Argument()]) -> None:
+    """Move a network's templates to a new secret transform (workers reload them)."""
+    from facekey.flows.renewal import renew_transform
+
+    with _storage() as (database, vault):
+        _emit(renew_transform(database, vault, network_id))
+
+
 @admin_app.command("verify-audit")
 def admin_verify_audit(
     network_id: Annotated[str | None, typer.Option("--network")] = None,

@@ -41,7 +41,7 @@ class Vault:
     def __init__(self, kek: KeyEncryptionKey) -> None:
         self.kek = kek
         self._lock = threading.Lock()
-        self._network_secrets: dict[str, bytes] = {}
+        self._network_secrets: dict[tuple[str, int], bytes] = {}
         self._transforms: dict[tuple[str, str, int], TemplateTransform] = {}
 
     # ------------------------------------------------------------------ networks
@@ -52,19 +52,36 @@ class Vault:
         return self.kek.wrap(secret, context=_network_context(network_id))
 
     def _network_secret(self, network: Network) -> bytes:
+        """The transform secret of the network's current transform version."""
+        cache_key = (network.id, network.transform_version)
         with self._lock:
-            secret = self._network_secrets.get(network.id)
+            secret = self._network_secrets.get(cache_key)
         if secret is None:
             secret = self.kek.unwrap(
                 network.wrapped_transform_secret, context=_network_context(network.id)
             )
             with self._lock:
-                self._network_secrets[network.id] = secret
+                self._network_secrets[cache_key] = secret
         return secret
 
-    def transform(self, network: Network, info: EngineInfo) -> TemplateTransform:
-        """The network's secret orthonormal transform for this engine."""
-        key = (network.id, engine_key_of(info), network.transform_version)
+    def _pseudonym_secret(self, network: Network) -> bytes:
+        """The secret behind phone buckets and customer ids; it survives transform renewal."""
+        if network.wrapped_pseudonym_secret is None:
+            return self._network_secret(network)
+        return self.kek.unwrap(
+            network.wrapped_pseudonym_secret, context=_pseudonym_context(network.id)
+        )
+
+    def keep_pseudonyms(self, network: Network) -> bytes | None:
+        """Before a renewal: the current secret wrapped as the pseudonym secret (None when
+        the network already has one)."""
+        if network.wrapped_pseudonym_secret is not None:
+            return None
+        return self.kek.wrap(self._network_secret(network), context=_pseudonym_context(network.id))
+
+    def transform_for(self, network: Network, engine_key: str, dimension: int) -> TemplateTransform:
+        """The transform of an engine given by its key and dimension (for stored templates)."""
+        key = (network.id, engine_key, network.transform_version)
         with self._lock:
             found = self._transforms.get(key)
         if found is not None:
@@ -72,22 +89,26 @@ class Vault:
         transform = TemplateTransform(
             self._network_secret(network),
             network_id=network.id,
-            engine_id=engine_key_of(info),
-            dimension=info.dimension,
+            engine_id=engine_key,
+            dimension=dimension,
             version=network.transform_version,
         )
         with self._lock:
             return self._transforms.setdefault(key, transform)
 
+    def transform(self, network: Network, info: EngineInfo) -> TemplateTransform:
+        """The network's secret orthonormal transform for this engine."""
+        return self.transform_for(network, engine_key_of(info), info.dimension)
+
     def phone_bucket(self, network: Network, phone: str) -> str:
         """A keyed hash of the phone number's last 4 digits (never stored in clear)."""
         digits = "".join(c for c in phone if c.isdigit())[-4:]
-        key = hashlib.sha256(b"facekey-phone-bucket:" + self._network_secret(network)).digest()
+        key = hashlib.sha256(b"facekey-phone-bucket:" + self._pseudonym_secret(network)).digest()
         return hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()
 
     def customer_pseudonym(self, network: Network, subject_id: str, merchant_id: str) -> str:
         """A customer id stable per merchant and unlinkable across merchants."""
-        key = hashlib.sha256(b"facekey-customer-id:" + self._network_secret(network)).digest()
+        key = hashlib.sha256(b"facekey-customer-id:" + self._pseudonym_secret(network)).digest()
         message = f"{merchant_id}:{subject_id}".encode()
         return "cus_" + hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
 
@@ -154,6 +175,10 @@ def seal_image(key: bytes, data: bytes, *, subject_id: str) -> bytes:
 
 def _network_context(network_id: str) -> bytes:
     return f"network:{network_id}".encode()
+
+
+def _pseudonym_context(network_id: str) -> bytes:
+    return f"network-pseudonyms:{network_id}".encode()
 
 
 def _subject_context(subject_id: str) -> bytes:

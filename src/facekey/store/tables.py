@@ -121,6 +121,9 @@ class Network(Base):
     #: The per-network secret of the template transform, wrapped by the key-encryption key.
     wrapped_transform_secret: Mapped[bytes] = mapped_column(LargeBinary)
     kek_id: Mapped[str] = mapped_column(String(100))
+    #: The secret behind phone buckets and customer ids, once the transform has been renewed
+    #: (until then the transform's first secret serves both).
+    wrapped_pseudonym_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Merchant(Base):
