@@ -3,39 +3,28 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
+from cli_helpers import people_folder, run_json, runner
 from facekey.cli import app
 from facekey.integrity import sha256_file
-
-runner = CliRunner()
-
-
-def _run(*args: str) -> dict[str, object]:
-    result = runner.invoke(app, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    payload: dict[str, object] = json.loads(result.stdout)
-    return payload
 
 
 @pytest.fixture
 def people(lfw: Path, tmp_path: Path) -> Path:
     """A folder-per-person set of three people, two photos each."""
-    root = tmp_path / "people"
-    for path in sorted(lfw.glob("A*_000[12].jpg")):
-        person = path.stem.rsplit("_", 1)[0]
-        (root / person).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, root / person / path.name)
-    return root
+    return people_folder(lfw.glob("A*_000[12].jpg"), tmp_path / "people")
 
 
 def test_compare_same_and_different(isolated_env: Path, lfw: Path) -> None:
-    same = _run("compare", str(lfw / "Aaron_Sorkin_0001.jpg"), str(lfw / "Aaron_Sorkin_0002.jpg"))
-    other = _run("compare", str(lfw / "Aaron_Sorkin_0001.jpg"), str(lfw / "Aaron_Peirsol_0001.jpg"))
+    same = run_json(
+        "compare", str(lfw / "Aaron_Sorkin_0001.jpg"), str(lfw / "Aaron_Sorkin_0002.jpg")
+    )
+    other = run_json(
+        "compare", str(lfw / "Aaron_Sorkin_0001.jpg"), str(lfw / "Aaron_Peirsol_0001.jpg")
+    )
     assert isinstance(same["score"], float) and isinstance(other["score"], float)
     assert same["score"] > other["score"]
     assert same["engine"] == "dlib-resnet-v1"
@@ -50,15 +39,15 @@ def test_compare_reports_an_image_error(isolated_env: Path, lfw: Path, tmp_path:
 
 
 def test_detect_lists_every_face(isolated_env: Path, lfw: Path) -> None:
-    faces = _run("detect", str(lfw / "Cheryl_Hines_0001.jpg"))["faces"]
+    faces = run_json("detect", str(lfw / "Cheryl_Hines_0001.jpg"))["faces"]
     assert isinstance(faces, list) and len(faces) >= 2
 
 
 def test_models_add_and_list(isolated_env: Path, tmp_path: Path) -> None:
     model = tmp_path / "model.onnx"
     model.write_bytes(b"operator supplied bytes")
-    _run("models", "add", str(model), "--sha256", sha256_file(model))
-    listing = _run("models", "list")
+    run_json("models", "add", str(model), "--sha256", sha256_file(model))
+    listing = run_json("models", "list")
     assert "dlib-resnet-v1" in listing["engines"]  # type: ignore[operator]
     assert listing["model_files"][0]["engine"] == "onnx-arcface"  # type: ignore[index]
 
@@ -71,7 +60,7 @@ def test_eval_pairs_writes_the_report(isolated_env: Path, people: Path, tmp_path
         "Abdel_Nasser_Assidi 1 Aaron_Peirsol 2\n"
     )
     out = tmp_path / "report"
-    _run("eval", "pairs", "--images", str(people), "--pairs", str(pairs), "--out", str(out))
+    run_json("eval", "pairs", "--images", str(people), "--pairs", str(pairs), "--out", str(out))
     report = json.loads((out / "report.json").read_text())
     assert report["pairs"] == 6
     assert report["images"] == 6
@@ -84,7 +73,7 @@ def test_eval_pairs_writes_the_report(isolated_env: Path, people: Path, tmp_path
 
 def test_calibrate_writes_a_table(isolated_env: Path, people: Path, tmp_path: Path) -> None:
     out = tmp_path / "table.json"
-    summary = _run("calibrate", "--images", str(people), "--out", str(out))
+    summary = run_json("calibrate", "--images", str(people), "--out", str(out))
     assert summary["genuine_pairs"] == 3
     assert summary["impostor_pairs"] == 12
     table = json.loads(out.read_text())

@@ -14,25 +14,16 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import update
-from typer.testing import CliRunner
 
+from cli_helpers import people_folder, run_json, runner
 from facekey.cli import app
 from facekey.client import ApiError, FacekeyClient
 from facekey.store.database import Database, default_sqlite_url
 from facekey.store.tables import AuditEvent
 
-runner = CliRunner()
-
-
-def _json(*args: str) -> dict[str, object]:
-    result = runner.invoke(app, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    payload: dict[str, object] = json.loads(result.stdout)
-    return payload
-
 
 def test_create_network_prints_one_key_per_scope(isolated_env: Path) -> None:
-    created = _json("admin", "create-network", "demo")
+    created = run_json("admin", "create-network", "demo")
     keys = created["api_keys"]
     assert isinstance(keys, dict)
     assert set(keys) == {"admin", "enrol", "terminal", "privacy"}
@@ -42,11 +33,11 @@ def test_create_network_prints_one_key_per_scope(isolated_env: Path) -> None:
 
 
 def test_rotate_keys_and_verify_audit_detects_tampering(isolated_env: Path) -> None:
-    network = _json("admin", "create-network", "demo")
-    rotated = _json("admin", "rotate-keys", str(network["network_id"]), "--scope", "terminal")
+    network = run_json("admin", "create-network", "demo")
+    rotated = run_json("admin", "rotate-keys", str(network["network_id"]), "--scope", "terminal")
     assert rotated["revoked"] == 1
     assert set(rotated["api_keys"]) == {"terminal"}  # type: ignore[arg-type]
-    assert _json("admin", "verify-audit")["ok"] is True
+    assert run_json("admin", "verify-audit")["ok"] is True
 
     database = Database(default_sqlite_url(isolated_env))
     with database.session() as session:
@@ -135,14 +126,10 @@ def test_import_and_identify_commands(
     server: tuple[str, dict[str, str]], lfw: Path, tmp_path: Path
 ) -> None:
     url, keys = server
-    people = tmp_path / "people"
-    for path in sorted(lfw.glob("A*_0001.jpg")):
-        folder = people / path.stem.rsplit("_", 1)[0]
-        folder.mkdir(parents=True)
-        folder.joinpath(path.name).write_bytes(path.read_bytes())
-    imported = _json("import", str(people), "--server", url, "--key", keys["enrol"])
+    people = people_folder(lfw.glob("A*_0001.jpg"), tmp_path / "people")
+    imported = run_json("import", str(people), "--server", url, "--key", keys["enrol"])
     assert imported["people"] == 3 and imported["enrolled"] == 3, imported
-    found = _json(
+    found = run_json(
         "identify", str(lfw / "Aaron_Sorkin_0002.jpg"), "--server", url, "--key", keys["terminal"]
     )
     subjects = imported["subjects"]

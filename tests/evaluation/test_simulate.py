@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
+from cli_helpers import people_folder
 from facekey.config import Settings
 from facekey.evaluation.simulate import run_checkout_simulation
 
@@ -22,11 +22,7 @@ REQUIRED = (
 
 
 def test_simulation_writes_every_figure(lfw: Path, tmp_path: Path, settings: Settings) -> None:
-    people = tmp_path / "people"
-    for path in sorted(lfw.glob("*.jpg")):
-        folder = people / path.stem.rsplit("_", 1)[0]
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, folder / path.name)
+    people = people_folder(lfw.glob("*.jpg"), tmp_path / "people")
     out = tmp_path / "sim"
     result = run_checkout_simulation(
         images=people, enrolled=3, attempts=8, out_dir=out, settings=settings

@@ -9,6 +9,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from facekey.flows.devices import add_device, add_merchant, add_store
+from facekey.flows.platform import Platform
+from facekey.security.signing import decode_secret, signed_headers
+
 CONSENT = json.dumps({"purposes": ["payment"], "terms_version": "2026-01", "channel": "kiosk"})
 
 
@@ -66,3 +70,76 @@ def multipart(
         parts.append(head.encode() + data + b"\r\n")
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """A registered checkout terminal that signs its calls."""
+
+    network: Network
+    merchant_id: str
+    store_id: str
+    device_id: str
+    secret: bytes
+
+    def send(
+        self,
+        client: TestClient,
+        path: str,
+        body: bytes,
+        content_type: str,
+        *,
+        now: float | None = None,
+        nonce: str | None = None,
+        secret: bytes | None = None,
+    ) -> Any:
+        """POST ``body`` signed by this device (or with ``secret``, to forge a signature)."""
+        headers = signed_headers(
+            device_id=self.device_id,
+            secret=secret or self.secret,
+            method="POST",
+            path=path,
+            body=body,
+            now=now,
+            nonce=nonce,
+        )
+        headers |= self.network.auth("terminal") | {"Content-Type": content_type}
+        return client.post(path, content=body, headers=headers)
+
+    def post(
+        self,
+        client: TestClient,
+        path: str,
+        fields: dict[str, str],
+        files: list[tuple[str, tuple[str, bytes, str]]] | None = None,
+        **signing: Any,
+    ) -> Any:
+        """A signed multipart POST."""
+        body, content_type = multipart(fields, files)
+        return self.send(client, path, body, content_type, **signing)
+
+    def sale(self, key: str, amount: int = 1250) -> dict[str, str]:
+        """The form fields of a sale at this terminal's store."""
+        return {
+            "amount": str(amount),
+            "currency": "EUR",
+            "merchant_id": self.merchant_id,
+            "store_id": self.store_id,
+            "idempotency_key": key,
+        }
+
+
+def new_terminal(
+    platform: Platform, network: Network, merchant: str = "Corner Shop", device: str = "till 1"
+) -> Terminal:
+    """A merchant, a store and a device registered in ``network``."""
+    merchant_id = add_merchant(platform.database, network.id, merchant)["merchant_id"]
+    store_id = add_store(platform.database, network.id, merchant_id, "High Street")["store_id"]
+    registered = add_device(platform.database, platform.vault, network.id, store_id, device)
+    return Terminal(
+        network,
+        merchant_id,
+        store_id,
+        registered["device_id"],
+        decode_secret(registered["secret"]),
+    )

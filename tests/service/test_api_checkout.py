@@ -5,81 +5,40 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import Network, enrol, multipart
+from api_helpers import Network, Terminal, enrol, multipart, new_terminal
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from facekey.flows.devices import add_device, add_merchant, add_store, disable_device
+from facekey.flows.devices import disable_device
 from facekey.flows.platform import Platform
-from facekey.security.signing import decode_secret, signed_headers
 
 BOTH = json.dumps(
     {"purposes": ["payment", "personalization"], "terms_version": "2026-01", "channel": "app"}
 )
 
 
-@dataclass(frozen=True)
-class Terminal:
-    network: Network
-    merchant_id: str
-    store_id: str
-    device_id: str
-    secret: bytes
-
-    def post(
-        self,
-        client: TestClient,
-        path: str,
-        fields: dict[str, str],
-        files: list[tuple[str, tuple[str, bytes, str]]] | None = None,
-        *,
-        now: float | None = None,
-        nonce: str | None = None,
-        secret: bytes | None = None,
-    ) -> Any:
-        body, content_type = multipart(fields, files)
-        headers = signed_headers(
-            device_id=self.device_id,
-            secret=secret or self.secret,
-            method="POST",
-            path=path,
-            body=body,
-            now=now,
-            nonce=nonce,
-        )
-        headers |= self.network.auth("terminal") | {"Content-Type": content_type}
-        return client.post(path, content=body, headers=headers)
+class CheckoutTerminal(Terminal):
+    """A terminal that pays with an image file."""
 
     def checkout(
-        self, client: TestClient, image: Path, key: str, amount: int = 1250, **kwargs: Any
+        self, client: TestClient, image: Path, key: str, amount: int = 1250, **signing: Any
     ) -> Any:
-        fields = {
-            "amount": str(amount),
-            "currency": "EUR",
-            "merchant_id": self.merchant_id,
-            "store_id": self.store_id,
-            "idempotency_key": key,
-        }
         files = [("image", (image.name, image.read_bytes(), "image/jpeg"))]
-        return self.post(client, "/v1/checkout", fields, files, **kwargs)
+        return self.post(client, "/v1/checkout", self.sale(key, amount), files, **signing)
 
 
-def _terminal(platform: Platform, network: Network, merchant: str = "Corner Shop") -> Terminal:
-    merchant_id = add_merchant(platform.database, network.id, merchant)["merchant_id"]
-    store_id = add_store(platform.database, network.id, merchant_id, "High Street")["store_id"]
-    device = add_device(platform.database, platform.vault, network.id, store_id, "till 1")
-    return Terminal(
-        network, merchant_id, store_id, device["device_id"], decode_secret(device["secret"])
-    )
+def _terminal(
+    platform: Platform, network: Network, merchant: str = "Corner Shop"
+) -> CheckoutTerminal:
+    return CheckoutTerminal(**vars(new_terminal(platform, network, merchant)))
 
 
 @pytest.fixture
-def terminal(platform: Platform, network: Network) -> Terminal:
+def terminal(platform: Platform, network: Network) -> CheckoutTerminal:
     return _terminal(platform, network)
 
 
@@ -90,7 +49,7 @@ def _enrol(client: TestClient, network: Network, photo: Path, **fields: str) -> 
 
 
 def test_face_only_approval_in_a_small_gallery(
-    client: TestClient, terminal: Terminal, lfw: Path
+    client: TestClient, terminal: CheckoutTerminal, lfw: Path
 ) -> None:
     subject = _enrol(client, terminal.network, lfw / "Aaron_Sorkin_0001.jpg", consent=BOTH)
     response = terminal.checkout(client, lfw / "Aaron_Sorkin_0002.jpg", "sale-1")
@@ -108,7 +67,7 @@ def test_face_only_approval_in_a_small_gallery(
 
 
 def test_same_idempotency_key_same_answer_even_concurrently(
-    client: TestClient, terminal: Terminal, lfw: Path
+    client: TestClient, terminal: CheckoutTerminal, lfw: Path
 ) -> None:
     _enrol(client, terminal.network, lfw / "Aaron_Sorkin_0001.jpg")
     answers: list[dict[str, Any]] = []
@@ -144,7 +103,9 @@ def test_customer_id_differs_per_merchant(
     assert a["customer_id"] == again["customer_id"]
 
 
-def test_excluded_merchant_cannot_charge(client: TestClient, terminal: Terminal, lfw: Path) -> None:
+def test_excluded_merchant_cannot_charge(
+    client: TestClient, terminal: CheckoutTerminal, lfw: Path
+) -> None:
     subject = _enrol(client, terminal.network, lfw / "Aaron_Peirsol_0001.jpg")
     excluded = client.put(
         f"/v1/subjects/{subject}/exclusions/{terminal.merchant_id}",
@@ -156,7 +117,7 @@ def test_excluded_merchant_cannot_charge(client: TestClient, terminal: Terminal,
 
 
 def test_personalization_only_under_consent(
-    client: TestClient, terminal: Terminal, lfw: Path
+    client: TestClient, terminal: CheckoutTerminal, lfw: Path
 ) -> None:
     subject = _enrol(client, terminal.network, lfw / "Aaron_Sorkin_0001.jpg", consent=BOTH)
     stored = client.put(
@@ -176,7 +137,7 @@ def test_personalization_only_under_consent(
 
 
 def test_amount_above_the_tier_steps_up_and_phone_digits_finish_it(
-    client: TestClient, terminal: Terminal, lfw: Path
+    client: TestClient, terminal: CheckoutTerminal, lfw: Path
 ) -> None:
     _enrol(client, terminal.network, lfw / "Aaron_Sorkin_0001.jpg", phone="+44 20 7946 0958")
     body = terminal.checkout(client, lfw / "Aaron_Sorkin_0002.jpg", "big", amount=50_000).json()
@@ -194,7 +155,7 @@ def test_amount_above_the_tier_steps_up_and_phone_digits_finish_it(
     assert right["payment_token"] == "tok_123"
 
 
-def test_pin_step_up(client: TestClient, terminal: Terminal, lfw: Path) -> None:
+def test_pin_step_up(client: TestClient, terminal: CheckoutTerminal, lfw: Path) -> None:
     _enrol(client, terminal.network, lfw / "Aaron_Peirsol_0001.jpg", pin="482915")
     body = terminal.checkout(client, lfw / "Aaron_Peirsol_0002.jpg", "pin", amount=50_000).json()
     path = f"/v1/checkout/{body['authorization_id']}/step-up"
@@ -203,7 +164,7 @@ def test_pin_step_up(client: TestClient, terminal: Terminal, lfw: Path) -> None:
 
 
 def test_stranger_is_declined(
-    client: TestClient, terminal: Terminal, lfw: Path, fixtures: Path
+    client: TestClient, terminal: CheckoutTerminal, lfw: Path, fixtures: Path
 ) -> None:
     _enrol(client, terminal.network, lfw / "Aaron_Sorkin_0001.jpg")
     body = terminal.checkout(client, fixtures / "mfr2" / "AdrianDunbar_0002.png", "s1").json()
@@ -212,7 +173,7 @@ def test_stranger_is_declined(
 
 
 def test_exact_replay_of_an_image_is_declined(
-    client: TestClient, terminal: Terminal, lfw: Path
+    client: TestClient, terminal: CheckoutTerminal, lfw: Path
 ) -> None:
     _enrol(client, terminal.network, lfw / "Aaron_Sorkin_0001.jpg")
     first = terminal.checkout(client, lfw / "Aaron_Sorkin_0002.jpg", "r1").json()
@@ -230,24 +191,24 @@ def _refused(response: Any, status: int, slug: str) -> None:
     assert response.json()["type"].endswith(slug)
 
 
-def test_wrong_signature(client: TestClient, terminal: Terminal, lfw: Path) -> None:
+def test_wrong_signature(client: TestClient, terminal: CheckoutTerminal, lfw: Path) -> None:
     response = terminal.checkout(client, lfw / "Aaron_Sorkin_0002.jpg", "w", secret=b"x" * 32)
     _refused(response, 401, "signature-invalid")
 
 
-def test_stale_timestamp(client: TestClient, terminal: Terminal, lfw: Path) -> None:
+def test_stale_timestamp(client: TestClient, terminal: CheckoutTerminal, lfw: Path) -> None:
     response = terminal.checkout(client, lfw / "Aaron_Sorkin_0002.jpg", "t", now=time.time() - 120)
     _refused(response, 401, "stale-request")
 
 
-def test_reused_nonce(client: TestClient, terminal: Terminal, lfw: Path) -> None:
+def test_reused_nonce(client: TestClient, terminal: CheckoutTerminal, lfw: Path) -> None:
     nonce = "n" * 24
     terminal.checkout(client, lfw / "Aaron_Sorkin_0002.jpg", "n1", nonce=nonce)
     response = terminal.checkout(client, lfw / "Aaron_Sorkin_0002.jpg", "n2", nonce=nonce)
     _refused(response, 409, "replayed-request")
 
 
-def test_unsigned_call(client: TestClient, terminal: Terminal) -> None:
+def test_unsigned_call(client: TestClient, terminal: CheckoutTerminal) -> None:
     body, content_type = multipart({"amount": "100"})
     response = client.post(
         "/v1/checkout",
@@ -258,7 +219,7 @@ def test_unsigned_call(client: TestClient, terminal: Terminal) -> None:
 
 
 def test_disabled_device(
-    client: TestClient, platform: Platform, terminal: Terminal, lfw: Path
+    client: TestClient, platform: Platform, terminal: CheckoutTerminal, lfw: Path
 ) -> None:
     disable_device(platform.database, terminal.network.id, terminal.device_id)
     response = terminal.checkout(client, lfw / "Aaron_Sorkin_0002.jpg", "d")
@@ -266,7 +227,7 @@ def test_disabled_device(
 
 
 def test_wrong_merchant(
-    client: TestClient, platform: Platform, terminal: Terminal, lfw: Path
+    client: TestClient, platform: Platform, terminal: CheckoutTerminal, lfw: Path
 ) -> None:
     other = _terminal(platform, terminal.network, "Someone Else")
     fields = {
@@ -281,15 +242,19 @@ def test_wrong_merchant(
 
 
 def test_device_of_another_network(
-    client: TestClient, platform: Platform, terminal: Terminal, other_network: Network, lfw: Path
+    client: TestClient,
+    platform: Platform,
+    terminal: CheckoutTerminal,
+    other_network: Network,
+    lfw: Path,
 ) -> None:
-    stranger = Terminal(
+    stranger = CheckoutTerminal(
         other_network, terminal.merchant_id, terminal.store_id, terminal.device_id, terminal.secret
     )
     _refused(stranger.checkout(client, lfw / "Aaron_Sorkin_0002.jpg", "o"), 401, "unknown-device")
 
 
-def test_daily_totals_for_admins(client: TestClient, terminal: Terminal, lfw: Path) -> None:
+def test_daily_totals_for_admins(client: TestClient, terminal: CheckoutTerminal, lfw: Path) -> None:
     _enrol(client, terminal.network, lfw / "Aaron_Sorkin_0001.jpg")
     terminal.checkout(client, lfw / "Aaron_Sorkin_0002.jpg", "dt1")
     day = time.strftime("%Y-%m-%d", time.gmtime())
@@ -305,7 +270,7 @@ def test_daily_totals_for_admins(client: TestClient, terminal: Terminal, lfw: Pa
 
 
 def test_five_failed_step_ups_lock_the_account(
-    client: TestClient, terminal: Terminal, lfw: Path, tmp_path: Path
+    client: TestClient, terminal: CheckoutTerminal, lfw: Path, tmp_path: Path
 ) -> None:
     _enrol(client, terminal.network, lfw / "Aaron_Sorkin_0001.jpg", phone="+44 20 7946 0958")
     _enrol(client, terminal.network, lfw / "Aaron_Peirsol_0001.jpg", phone="+44 20 7946 1111")

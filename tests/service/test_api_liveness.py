@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from api_helpers import CONSENT, Network, enrol, identify, multipart
+from api_helpers import CONSENT, Network, Terminal, enrol, identify, new_terminal
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import update
 
 from facekey.flows import liveness as liveness_flow
-from facekey.flows.devices import add_device, add_merchant, add_store
 from facekey.flows.platform import Platform
 from facekey.imaging import read_image_file
 from facekey.liveness.dev_sessions import moved_still, tilted_still
 from facekey.liveness.photometric import PLANAR_AGREEMENT
-from facekey.security.signing import decode_secret, signed_headers
 from facekey.store.tables import LivenessSession
 
 LIVENESS = Path(__file__).parents[1] / "fixtures" / "liveness"
@@ -355,52 +352,23 @@ def test_require_liveness_refuses_bare_images(
 # ---------------------------------------------------------------------- terminals
 
 
-@dataclass(frozen=True)
-class Terminal:
-    network: Network
-    merchant_id: str
-    store_id: str
-    device_id: str
-    secret: bytes
-
-    def _headers(self, path: str, body: bytes, content_type: str) -> dict[str, str]:
-        headers = signed_headers(
-            device_id=self.device_id, secret=self.secret, method="POST", path=path, body=body
-        )
-        return headers | self.network.auth("terminal") | {"Content-Type": content_type}
+class SessionTerminal(Terminal):
+    """A terminal that opens passive sessions, submits frames and pays with a session."""
 
     def create(self, client: TestClient, **fields: Any) -> Any:
         body = json.dumps({"mode": "passive", **fields}).encode()
-        return client.post(
-            SESSIONS, content=body, headers=self._headers(SESSIONS, body, "application/json")
-        )
+        return self.send(client, SESSIONS, body, "application/json")
 
     def submit(self, client: TestClient, session_id: str, frames: list[bytes]) -> Any:
         path = f"{SESSIONS}/{session_id}/frames"
-        body, content_type = multipart({"timestamps": _times(len(frames))}, _files(frames))
-        return client.post(path, content=body, headers=self._headers(path, body, content_type))
+        return self.post(client, path, {"timestamps": _times(len(frames))}, _files(frames))
 
     def checkout(self, client: TestClient, key: str, **probe: str) -> Any:
-        fields = {
-            "amount": "1250",
-            "currency": "EUR",
-            "merchant_id": self.merchant_id,
-            "store_id": self.store_id,
-            "idempotency_key": key,
-            **probe,
-        }
-        body, content_type = multipart(fields)
-        headers = self._headers("/v1/checkout", body, content_type)
-        return client.post("/v1/checkout", content=body, headers=headers)
+        return self.post(client, "/v1/checkout", self.sale(key) | probe)
 
 
-def _terminal(platform: Platform, network: Network, name: str = "till") -> Terminal:
-    merchant_id = add_merchant(platform.database, network.id, "Corner Shop")["merchant_id"]
-    store_id = add_store(platform.database, network.id, merchant_id, "High Street")["store_id"]
-    device = add_device(platform.database, platform.vault, network.id, store_id, name)
-    return Terminal(
-        network, merchant_id, store_id, device["device_id"], decode_secret(device["secret"])
-    )
+def _terminal(platform: Platform, network: Network, name: str = "till") -> SessionTerminal:
+    return SessionTerminal(**vars(new_terminal(platform, network, device=name)))
 
 
 def test_checkout_bound_to_a_passive_session_pays_once(
