@@ -36,8 +36,9 @@ from facekey.evaluation.datasets import labelled_images
 from facekey.evaluation.embedding import embed_files
 from facekey.evaluation.machine import machine_info
 from facekey.flows.auth import Principal
+from facekey.flows.consent import ConsentRequest
 from facekey.flows.devices import add_device, add_merchant, add_store
-from facekey.flows.enrol import ConsentRequest, EnrolRequest, enrol
+from facekey.flows.enrol import EnrolRequest, enrol
 from facekey.flows.faces import probe_face, protected
 from facekey.flows.platform import Platform
 from facekey.flows.protection import seal_vector
@@ -85,7 +86,7 @@ def distractors(platform: Platform, bases: list[Path], count: int, seed: int = 7
     vectors = np.stack([e.template.vector for e in embedded if e.template is not None])
     rng = np.random.default_rng(seed)
     picked = vectors[rng.integers(0, len(vectors), count)]
-    noise = rng.standard_normal(picked.shape).astype(np.float32) * (0.32 / np.sqrt(128))
+    noise = rng.standard_normal(picked.shape).astype(np.float32) * (0.32 / np.sqrt(picked.shape[1]))
     out = picked + noise
     return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
 
@@ -93,8 +94,9 @@ def distractors(platform: Platform, bases: list[Path], count: int, seed: int = 7
 def store_generated(platform: Platform, network_id: str, vectors: np.ndarray) -> None:
     """Bulk-insert generated subjects, sealed like real ones (one transaction per chunk)."""
     network = network_of(platform, network_id)
-    transform = platform.vault.transform(network, platform.reader.info)
-    info, key_name = platform.reader.info, platform.engine_key
+    reader = platform.readers.get(network.engine)
+    transform = platform.vault.transform(network, reader.info)
+    info, key_name = reader.info, reader.engine_key
     for start in range(0, len(vectors), 5000):
         chunk = transform.apply(vectors[start : start + 5000])
         with platform.database.session() as session:
@@ -153,9 +155,10 @@ def search_latency(
 ) -> tuple[dict[str, float], float]:
     """In-process search + database re-check per probe (pipeline excluded)."""
     network = network_of(platform, network_id)
-    transform = platform.vault.transform(network, platform.reader.info)
-    vectors = [protected(transform, probe_face(platform, p)) for p in probes]
-    gallery = platform.galleries.get(network_id, platform.engine_key)
+    reader = platform.readers.get(network.engine)
+    transform = platform.vault.transform(network, reader.info)
+    vectors = [protected(transform, probe_face(platform, network, p).face) for p in probes]
+    gallery = platform.galleries.get(network_id, reader.engine_key)
     start = time.perf_counter()
     gallery.refresh()
     warm = time.perf_counter() - start
@@ -359,7 +362,9 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="facekey-bench-"))
     settings = Settings(data_dir=data_dir)
     platform = Platform.open(settings)
-    created = create_network(platform.database, platform.vault, "bench")
+    created = create_network(
+        platform.database, platform.vault, "bench", engine=platform.settings.engine
+    )
     keys = created["api_keys"]
     admin = Principal(parse_token(keys["admin"]).key_id, created["network_id"], Scope.ADMIN)
     people, others = pick_people(args.images, args.enrolled)

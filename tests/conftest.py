@@ -15,6 +15,7 @@ import pytest
 
 from facekey.config import Settings
 from facekey.engines.dlib_resnet import DlibResnetEngine
+from facekey.engines.face_reid import FaceReidEngine
 from facekey.pipeline import FacePipeline
 from facekey.store.database import default_sqlite_url
 from postgres_server import SKIP_ENV, PostgresServer, find_bin_dir
@@ -49,6 +50,18 @@ def settings(data_dir: Path) -> Settings:
 @pytest.fixture(scope="session")
 def dlib_engine(settings: Settings) -> DlibResnetEngine:
     return DlibResnetEngine(backend="onnx", cache_dir=settings.models_dir / "converted")
+
+
+@pytest.fixture(scope="session")
+def reid_engine() -> FaceReidEngine:
+    """The default engine of new networks, loaded once."""
+    return FaceReidEngine()
+
+
+@pytest.fixture(scope="session")
+def reid_pipeline(settings: Settings, reid_engine: FaceReidEngine) -> FacePipeline:
+    """The pipeline of the default engine of new networks."""
+    return FacePipeline.from_settings(settings, engine=reid_engine)
 
 
 @pytest.fixture(scope="session")

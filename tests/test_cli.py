@@ -27,7 +27,8 @@ def test_compare_same_and_different(isolated_env: Path, lfw: Path) -> None:
     )
     assert isinstance(same["score"], float) and isinstance(other["score"], float)
     assert same["score"] > other["score"]
-    assert same["engine"] == "dlib-resnet-v1"
+    assert same["engine"] == "face-reid-0095"
+    assert same["match"] is True and other["match"] is False
 
 
 def test_compare_reports_an_image_error(isolated_env: Path, lfw: Path, tmp_path: Path) -> None:
@@ -74,10 +75,30 @@ def test_eval_pairs_writes_the_report(isolated_env: Path, people: Path, tmp_path
 def test_calibrate_writes_a_table(isolated_env: Path, people: Path, tmp_path: Path) -> None:
     out = tmp_path / "table.json"
     summary = run_json("calibrate", "--images", str(people), "--out", str(out))
-    assert summary["genuine_pairs"] == 3
-    assert summary["impostor_pairs"] == 12
+    unmasked = summary["tables"]["no-mask/no-mask"]
+    assert unmasked["genuine_pairs"] == 3
+    assert unmasked["impostor_pairs"] == 12
     table = json.loads(out.read_text())
-    assert table["engine"] == "dlib-resnet-v1" and table["format"] == 1
+    assert table["engine"] == "face-reid-0095" and table["format"] == 1
+    assert table["condition"] == "no-mask/no-mask"
+
+
+def test_calibrate_masked_tables_and_install(
+    isolated_env: Path, people: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "table.json"
+    summary = run_json(
+        "calibrate", "--images", str(people), "--out", str(out), "--synthetic-masks", "--install"
+    )
+    masked = summary["tables"]["mask/no-mask"]
+    # Each of 6 masked photos against the 5 unmasked photos that are not itself.
+    assert masked["genuine_pairs"] + masked["impostor_pairs"] == 6 * 5
+    assert summary["tables"]["mask/mask"]["impostor_pairs"] == 12
+    assert json.loads((tmp_path / "table.mask-no-mask.json").read_text())["condition"] == (
+        "mask/no-mask"
+    )
+    installed = json.loads((isolated_env / "calibrations" / "registry.json").read_text())
+    assert len(installed["models"]) == 3
 
 
 def test_unknown_engine_is_a_clear_error(isolated_env: Path, lfw: Path) -> None:

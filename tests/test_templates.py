@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from facekey.errors import EngineMismatch, TemplateFormatError
-from facekey.templates import Template
+from facekey.templates import Template, choose_diverse
 
 
 def _template(engine: str = "dlib-resnet-v1", seed: int = 0, dim: int = 128) -> Template:
@@ -53,3 +53,22 @@ def test_different_versions_do_not_compare() -> None:
 def test_malformed_bytes(data: bytes) -> None:
     with pytest.raises(TemplateFormatError):
         Template.from_bytes(data)
+
+
+def test_choose_diverse_prefers_quality_then_difference() -> None:
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=16).astype(np.float32)
+    other = rng.normal(size=16).astype(np.float32)
+    vectors = np.stack([base, base + 0.01, other, base + 0.02]).astype(np.float32)
+    # The sharpest frame first; then the different face beats the near-copies of the first.
+    assert choose_diverse([0.9, 0.95, 0.5, 0.8], vectors, 2) == [1, 2]
+    assert choose_diverse([0.9, 0.95, 0.5, 0.8], vectors, 1) == [1]
+    assert len(choose_diverse([0.9, 0.95, 0.5, 0.8], vectors, 10)) <= 4
+
+
+def test_choose_diverse_stops_at_exact_copies_and_checks_lengths() -> None:
+    same = np.ones((3, 8), dtype=np.float32)
+    assert choose_diverse([0.5, 0.7, 0.6], same, 3) == [1]
+    assert choose_diverse([], np.zeros((0, 8), dtype=np.float32), 3) == []
+    with pytest.raises(ValueError):
+        choose_diverse([0.5], same, 2)

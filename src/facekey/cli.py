@@ -15,6 +15,7 @@ from facekey.config import Settings
 from facekey.errors import FacekeyError
 
 if TYPE_CHECKING:
+    from facekey.flows.platform import Platform
     from facekey.flows.protection import Vault
     from facekey.store.database import Database
 
@@ -42,10 +43,13 @@ ImagesOpt = Annotated[
 
 
 def _settings(engine: str | None = None, backend: str | None = None) -> Settings:
+    """The settings, with the options given; an unknown engine fails here, before any work."""
+    from facekey.engines.registry import check_engine_name
+
     settings = Settings()
     updates: dict[str, Any] = {}
     if engine:
-        updates["engine"] = engine
+        updates["engine"] = check_engine_name(engine)
     if backend:
         updates["dlib_backend"] = backend
     return settings.model_copy(update=updates)
@@ -93,15 +97,15 @@ def detect(
 @models_app.command("list")
 def models_list() -> None:
     """Installed engines and registered model files."""
-    from facekey.engines.model_files import registered_models
     from facekey.engines.registry import available_engines
+    from facekey.integrity import PinnedFiles
 
     settings = Settings()
     _emit(
         {
             "engines": available_engines(),
             "default": settings.engine,
-            "model_files": [vars(r) for r in registered_models(settings.models_dir)],
+            "model_files": [vars(r) for r in PinnedFiles(settings.models_dir).all()],
         }
     )
 
@@ -113,9 +117,9 @@ def models_add(
     engine: Annotated[str, typer.Option("--engine")] = "onnx-arcface",
 ) -> None:
     """Register an operator-supplied model file, checked against its pinned sha256."""
-    from facekey.engines.model_files import add_model_file
+    from facekey.integrity import PinnedFiles
 
-    record = add_model_file(path, sha256=sha256, engine=engine, models_dir=Settings().models_dir)
+    record = PinnedFiles(Settings().models_dir).add(path, sha256=sha256, engine=engine)
     _emit(vars(record))
 
 
@@ -215,14 +219,42 @@ def eval_liveness(
 @app.command()
 def calibrate(
     images: ImagesOpt,
-    out: Annotated[Path, typer.Option("--out", dir_okay=False)],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", dir_okay=False, help="The unmasked table; masked tables are written beside it."
+        ),
+    ],
     engine: EngineOpt = None,
     workers: WorkersOpt = 1,
+    synthetic_masks: Annotated[
+        bool,
+        typer.Option(
+            "--synthetic-masks",
+            help="Also embed every image under a drawn mask and build the masked tables.",
+        ),
+    ] = False,
+    install: Annotated[
+        bool,
+        typer.Option(
+            "--install",
+            help="Pin the tables into the data directory, where the server reads them first.",
+        ),
+    ] = False,
 ) -> None:
-    """Score → FMR table from all cross-pairs of a folder-per-person image set."""
+    """Score → FMR tables from all cross-pairs of a folder-per-person image set."""
     from facekey.evaluation.calibrate import run_calibration
 
-    _emit(run_calibration(images=images, out=out, settings=_settings(engine), workers=workers))
+    _emit(
+        run_calibration(
+            images=images,
+            out=out,
+            settings=_settings(engine),
+            workers=workers,
+            synthetic_masks=synthetic_masks,
+            install=install,
+        )
+    )
 
 
 @app.command()
@@ -275,12 +307,28 @@ def serve(
 
 
 @admin_app.command("create-network")
-def admin_create_network(name: Annotated[str, typer.Argument()]) -> None:
+def admin_create_network(
+    name: Annotated[str, typer.Argument(help="A unique name for the network.")],
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", help="Its recognition engine (default: FACEKEY_ENGINE)."),
+    ] = None,
+    retain_images: Annotated[
+        bool,
+        typer.Option(
+            "--retain-images",
+            help="Keep enrolment images, sealed, of subjects who consent to image_retention, "
+            "so that another engine can re-template them.",
+        ),
+    ] = False,
+) -> None:
     """Create a network and print its id and one API key per scope (shown only once)."""
+    from facekey.engines.registry import check_engine_name
     from facekey.flows.tenancy import create_network
 
+    chosen = check_engine_name(engine or Settings().engine)
     with _storage() as (database, vault):
-        _emit(create_network(database, vault, name))
+        _emit(create_network(database, vault, name, engine=chosen, retain_images=retain_images))
 
 
 @admin_app.command("rotate-keys")
@@ -304,6 +352,84 @@ def admin_renew_transform(network_id: Annotated[str, typer.Argument()]) -> None:
 
     with _storage() as (database, vault):
         _emit(renew_transform(database, vault, network_id))
+
+
+@contextmanager
+def _platform() -> Iterator[Platform]:
+    """This data directory's platform (engines load when first used), for admin commands."""
+    from facekey.flows.platform import Platform
+
+    platform = Platform.open(Settings())
+    try:
+        yield platform
+    finally:
+        platform.close()
+
+
+NetworkArg = Annotated[str, typer.Argument(help="The network's id.")]
+
+
+@admin_app.command("migrate")
+def admin_migrate(
+    network_id: NetworkArg,
+    to: Annotated[str, typer.Option("--to", help="The engine to move the network to.")],
+) -> None:
+    """Start moving a network to another engine: both galleries are searched until it ends."""
+    from dataclasses import asdict
+
+    from facekey.engines.registry import check_engine_name
+    from facekey.flows.migration import start_migration
+
+    with _platform() as platform:
+        _emit(asdict(start_migration(platform, network_id, check_engine_name(to))))
+
+
+@admin_app.command("migration-status")
+def admin_migration_status(network_id: NetworkArg) -> None:
+    """How many subjects have moved to the new engine, and how many have not."""
+    from dataclasses import asdict
+
+    from facekey.flows.migration import migration_status
+
+    with _platform() as platform:
+        _emit(asdict(migration_status(platform, network_id)))
+
+
+@admin_app.command("retemplate")
+def admin_retemplate(
+    network_id: NetworkArg,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Stop after this many subjects.")
+    ] = None,
+) -> None:
+    """Re-template subjects from their retained images (resumable: run it again any time)."""
+    from dataclasses import asdict
+
+    from facekey.evaluation.progress import progress_bar
+    from facekey.flows.migration import migration_status, retemplate_retained
+
+    with _platform() as platform:
+        todo = migration_status(platform, network_id).pending_with_retained_images
+        with progress_bar("re-templating", min(todo, limit or todo)) as advance:
+            report = retemplate_retained(platform, network_id, limit=limit, progress=advance)
+        _emit(asdict(report))
+
+
+@admin_app.command("finish-migration")
+def admin_finish_migration(
+    network_id: NetworkArg,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Finish even if some subjects have no new template yet."),
+    ] = False,
+) -> None:
+    """End a migration: destroy the old engine's templates; the new engine is the network's."""
+    from dataclasses import asdict
+
+    from facekey.flows.migration import finish_migration
+
+    with _platform() as platform:
+        _emit(asdict(finish_migration(platform, network_id, force=force)))
 
 
 @admin_app.command("verify-audit")
@@ -373,18 +499,34 @@ def admin_disable_device(
 @simulate_app.command("checkout")
 def simulate_checkout(
     images: ImagesOpt,
-    enrolled: Annotated[int, typer.Option("--enrolled", min=1)] = 150,
-    attempts: Annotated[int, typer.Option("--attempts", min=1)] = 300,
-    out: Annotated[Path | None, typer.Option("--out", file_okay=False)] = None,
+    enrolled: Annotated[
+        int, typer.Option("--enrolled", min=1, help="People asked to enrol (≥ 2 photos each).")
+    ] = 150,
+    attempts: Annotated[
+        int, typer.Option("--attempts", min=1, help="Checkouts: half genuine, half impostors.")
+    ] = 300,
+    out: Annotated[
+        Path | None, typer.Option("--out", file_okay=False, help="Write simulation.json/.md.")
+    ] = None,
     step_up_target: Annotated[
         float | None, typer.Option("--step-up-target", help="False-charge target in a bucket.")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 7,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random choices.")] = 7,
+    engine: EngineOpt = None,
+    enrol_images: Annotated[
+        int,
+        typer.Option(
+            "--enrol-images",
+            min=1,
+            max=5,
+            help="Photos each person enrols with (those that pass the gate; one is kept back).",
+        ),
+    ] = 3,
 ) -> None:
     """Enrol people from a folder-per-person set and run genuine and impostor checkouts."""
     from facekey.evaluation.simulate import run_checkout_simulation
 
-    settings = Settings()
+    settings = _settings(engine)
     if step_up_target is not None:
         settings = settings.model_copy(update={"step_up_false_charge_target": step_up_target})
     result = run_checkout_simulation(
@@ -394,6 +536,7 @@ def simulate_checkout(
         out_dir=out,
         settings=settings,
         seed=seed,
+        enrol_images=enrol_images,
     )
     result.pop("machine")
     _emit(result)

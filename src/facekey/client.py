@@ -57,13 +57,9 @@ class FacekeyClient:
         files = [("images", (p.name, p.read_bytes(), "application/octet-stream")) for p in images]
         return self._call("POST", "/v1/subjects", data=fields, files=files)
 
-    def identify(
-        self, image: Path, *, purpose: str | None = None, max_candidates: int = 5
-    ) -> dict[str, Any]:
+    def identify(self, image: Path, *, purpose: str | None = None) -> dict[str, Any]:
         """1:N search with one image file."""
-        fields: dict[str, Any] = {"max_candidates": str(max_candidates)}
-        if purpose:
-            fields["purpose"] = purpose
+        fields: dict[str, Any] = {"purpose": purpose} if purpose else {}
         files = [("image", (image.name, image.read_bytes(), "application/octet-stream"))]
         return self._call("POST", "/v1/identify", data=fields, files=files)
 

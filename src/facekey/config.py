@@ -25,7 +25,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FACEKEY_", env_nested_delimiter="__")
 
     data_dir: Path = Path("var")
-    engine: str = "dlib-resnet-v1"
+    #: The engine of new networks (existing networks keep theirs until they migrate).
+    engine: str = "face-reid-0095"
     #: dlib-resnet-v1's backend: "onnx" (graph converted from dlib's file) or "dlib".
     dlib_backend: str = "onnx"
     #: Detector fallback order, tried left to right until one finds a face.
@@ -36,8 +37,11 @@ class Settings(BaseSettings):
     database_url: str | None = None
     #: The key-encryption key file (created 0600 on first start when missing).
     kek_file: Path | None = None
-    #: 1:N identification names a match only when its score's calibrated FMR is at most this.
-    identify_fmr_target: float = Field(default=1e-3, gt=0, lt=1)
+    #: 1:N identification names a match only when N · FMR(best score), the chance that a
+    #: stranger among the N templates searched scores as high, is at most this.
+    identify_false_match_target: float = Field(default=1e-3, gt=0, lt=1)
+    #: 1:1 verification matches when k · FMR(score) is at most this (k: templates compared).
+    verify_fmr_target: float = Field(default=1e-4, gt=0, lt=1)
     #: An enrolment whose face matches an enrolled subject at this FMR is a duplicate.
     duplicate_fmr: float = Field(default=1e-5, gt=0, lt=1)
     #: Keep enrolment images, encrypted, for re-templating with another engine.

@@ -1,4 +1,5 @@
-"""The face pipeline: bytes → decode → detect → 5 landmarks → align → quality → embed.
+"""The face pipeline: bytes → decode → detect → 5 landmarks → align → quality (and masks) →
+embed.
 
 A :class:`FacePipeline` holds one engine, one detector (or fallback chain) and the landmark
 model; it is built once per process and is not shared between threads.
@@ -21,6 +22,7 @@ from facekey.imaging import decode_image
 from facekey.templates import Template
 from facekey.vision.detectors import Detector, make_detector
 from facekey.vision.landmarks import DlibLandmarker
+from facekey.vision.occlusion import mask_probability
 from facekey.vision.quality import Quality, measure_quality
 from facekey.vision.types import Detection, FloatArray, ImageArray
 
@@ -94,11 +96,13 @@ class FacePipeline:
         with timer.stage("landmarks"):
             shapes = [self.landmarker.locate(image, d) for d in detections]
         with timer.stage("align"):
-            chips = np.stack([self.engine.align(image, s) for s in shapes])
+            chips = np.stack(
+                [self.engine.align(image, s, d) for s, d in zip(shapes, detections, strict=True)]
+            )
         with timer.stage("embed"):
             vectors = self.engine.embed(chips)
         faces = [
-            self._face(detection, shape, chip, vector)
+            self._face(image, detection, shape, chip, vector)
             for detection, shape, chip, vector in zip(
                 detections, shapes, chips, vectors, strict=True
             )
@@ -106,9 +110,14 @@ class FacePipeline:
         return sorted(faces, key=lambda f: f.quality.eye_distance_px, reverse=True)
 
     def _face(
-        self, detection: Detection, shape: FloatArray, chip: ImageArray, vector: FloatArray
+        self,
+        image: ImageArray,
+        detection: Detection,
+        shape: FloatArray,
+        chip: ImageArray,
+        vector: FloatArray,
     ) -> Face:
-        quality = measure_quality(shape, chip)
+        quality = measure_quality(shape, chip, mask_probability(image, shape, detection))
         info = self.engine.info
         template = Template(info.id, info.version, vector, quality.score)
         return Face(detection, shape, quality, template)

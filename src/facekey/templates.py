@@ -12,6 +12,7 @@ different engines raises :class:`EngineMismatch`. There is no pickle anywhere.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -27,6 +28,8 @@ _DTYPES: Final[dict[int, np.dtype[np.floating]]] = {
     2: np.dtype("<f2"),
 }
 _HEADER = struct.Struct("<4sBBHf")
+#: Two faces closer than this (1 − cosine) are one frame twice, not two views.
+_SAME_FACE_DISTANCE: Final = 1e-4
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,3 +117,30 @@ def _read_short_str(data: bytes, offset: int) -> tuple[str, int]:
         return data[offset + 1 : end].decode("utf-8"), end
     except UnicodeDecodeError as exc:
         raise TemplateFormatError("engine identity is not UTF-8") from exc
+
+
+def choose_diverse(qualities: Sequence[float], vectors: FloatArray, k: int) -> list[int]:
+    """Indices of up to ``k`` faces that are good and unlike each other, best first.
+
+    The best quality comes first; each next one is the face that adds the most: its quality
+    times how far it is from the closest one already chosen (1 − cosine). Near-copies of a
+    chosen frame add almost nothing, so a burst's k picks spread over its poses and lights.
+    """
+    if len(qualities) != len(vectors):
+        raise ValueError(f"{len(qualities)} qualities for {len(vectors)} vectors")
+    if k < 1 or not len(vectors):
+        return []
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    quality = np.asarray(qualities, dtype=np.float64)
+    chosen = [int(np.argmax(quality))]
+    closest = unit @ unit[chosen[0]]
+    while len(chosen) < min(k, len(vectors)):
+        distance = 1.0 - closest
+        gain = np.where(distance > _SAME_FACE_DISTANCE, quality * distance, -np.inf)
+        gain[chosen] = -np.inf
+        best = int(np.argmax(gain))
+        if not np.isfinite(gain[best]):
+            break
+        chosen.append(best)
+        closest = np.maximum(closest, unit @ unit[best])
+    return chosen

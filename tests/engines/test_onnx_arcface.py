@@ -10,12 +10,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from facekey.config import Settings
-from facekey.engines.model_files import add_model_file, registered_models
 from facekey.engines.onnx_arcface import OnnxArcFaceEngine
 from facekey.engines.registry import load_engine
 from facekey.errors import ModelIntegrityError, ModelNotFound
 from facekey.imaging import read_image_file
-from facekey.integrity import sha256_file
+from facekey.integrity import PinnedFiles, sha256_file
 from facekey.pipeline import FacePipeline
 from facekey.vision.detectors import make_detector
 
@@ -54,20 +53,20 @@ def model_file(tmp_path: Path) -> Path:
 
 def test_add_checks_the_digest(model_file: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelIntegrityError, match="sha256"):
-        add_model_file(model_file, sha256="0" * 64, engine="onnx-arcface", models_dir=tmp_path)
-    assert registered_models(tmp_path) == []
+        PinnedFiles(tmp_path).add(model_file, sha256="0" * 64, engine="onnx-arcface")
+    assert PinnedFiles(tmp_path).all() == []
 
 
 def test_add_refuses_a_malformed_digest(model_file: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelIntegrityError, match="64"):
-        add_model_file(model_file, sha256="abc", engine="onnx-arcface", models_dir=tmp_path)
+        PinnedFiles(tmp_path).add(model_file, sha256="abc", engine="onnx-arcface")
 
 
 def test_registered_model_loads_by_name_and_embeds(
     model_file: Path, tmp_path: Path, lfw: Path
 ) -> None:
     digest = sha256_file(model_file)
-    add_model_file(model_file, sha256=digest, engine="onnx-arcface", models_dir=tmp_path / "models")
+    PinnedFiles(tmp_path / "models").add(model_file, sha256=digest, engine="onnx-arcface")
     engine = load_engine("onnx-arcface", Settings(data_dir=tmp_path))
     assert engine.info.dimension == DIM
     assert engine.info.version == f"sha256:{digest[:16]}"
@@ -87,8 +86,8 @@ def test_preprocessing_scales_to_unit_range(model_file: Path) -> None:
 
 def test_tampered_file_is_refused_at_load(model_file: Path, tmp_path: Path) -> None:
     models = tmp_path / "models"
-    record = add_model_file(
-        model_file, sha256=sha256_file(model_file), engine="onnx-arcface", models_dir=models
+    record = PinnedFiles(models).add(
+        model_file, sha256=sha256_file(model_file), engine="onnx-arcface"
     )
     stored = models / "files" / record.file
     stored.write_bytes(stored.read_bytes() + b"\0")

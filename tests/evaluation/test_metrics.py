@@ -9,10 +9,10 @@ from itertools import combinations
 import numpy as np
 import pytest
 
+from facekey.calibration import CalibrationTable
 from facekey.errors import DatasetError
 from facekey.evaluation.metrics import (
     CALIBRATION_FMR_LEVELS,
-    CalibrationTable,
     accuracy_at,
     best_threshold,
     build_calibration,

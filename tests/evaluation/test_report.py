@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from facekey.calibration import CalibrationTable, EngineCalibration
 from facekey.errors import EngineMismatch, MissingExtra
 from facekey.evaluation.metrics import build_calibration, split_scores
 from facekey.evaluation.pairs import Pair, PairSet
@@ -63,6 +64,10 @@ def _report(pair_set: PairSet, scores: np.ndarray, **kwargs: Any) -> dict[str, A
     return build_pair_report(**args)
 
 
+def _tables(*tables: CalibrationTable) -> EngineCalibration:
+    return EngineCalibration({t.condition: t for t in tables})
+
+
 def test_kfold_report_separated() -> None:
     pair_set, scores = _separated(folds=10)
     report = _report(pair_set, scores)
@@ -112,7 +117,7 @@ def test_calibrated_accuracy_without_folds() -> None:
         engine="fake",
         engine_version="1.0",
     )
-    report = _report(pair_set, scores, calibration=calibration)
+    report = _report(pair_set, scores, calibration=_tables(calibration))
     assert report["calibrated_threshold"] == pytest.approx(calibration.threshold_for(1e-3))
     assert "calibrated" in str(report["accuracy_protocol"])
     assert report["accuracy"] == report["accuracy_at_calibrated_threshold"] == 1.0
@@ -123,13 +128,13 @@ def test_calibration_of_other_engine_is_refused() -> None:
     pair_set, scores = _separated(folds=None)
     calibration = build_calibration([0.9], [0.1] * 20, engine="other", engine_version="1.0")
     with pytest.raises(EngineMismatch):
-        _report(pair_set, scores, calibration=calibration)
+        _report(pair_set, scores, calibration=_tables(calibration))
 
 
 def test_unreachable_calibration_fmr_is_noted() -> None:
     pair_set, scores = _separated(folds=None)
     calibration = build_calibration([0.9], [0.1] * 20, engine="fake", engine_version="1.0")
-    report = _report(pair_set, scores, calibration=calibration, operating_fmr=1e-4)
+    report = _report(pair_set, scores, calibration=_tables(calibration), operating_fmr=1e-4)
     assert report["calibrated_threshold"] is None
     assert any("no calibrated threshold" in n for n in report["notes"])
 
@@ -191,3 +196,40 @@ def test_det_plot_without_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(MissingExtra, match=r"facekey\[eval\]"):
         det_plot({"a": ([0.9], [0.1])}, tmp_path / "det.png", "t")
+
+
+def test_a_condition_subset_is_decided_at_its_own_table() -> None:
+    """mask/no-mask pairs at the masked table's threshold; FNMR and FMR reported there."""
+    pair_set, scores = _separated(folds=None, per_class=20)
+    rng = np.random.default_rng(4)
+    unmasked = build_calibration(
+        rng.uniform(0.6, 0.9, 1000),
+        rng.uniform(-0.2, 0.3, 10_000),
+        engine="fake",
+        engine_version="1.0",
+    )
+    masked = build_calibration(
+        rng.uniform(0.3, 0.9, 1000),
+        rng.uniform(-0.4, 0.1, 10_000),
+        engine="fake",
+        engine_version="1.0",
+        condition="mask/no-mask",
+    )
+    first = np.zeros(40, dtype=bool)
+    first[::2] = True
+    conditions = ["mask/no-mask" if f else "no-mask/no-mask" for f in first]
+    report = _report(
+        pair_set,
+        scores,
+        calibration=_tables(unmasked, masked),
+        labels_by_subset={"mask/no-mask": first, "no-mask/no-mask": ~first},
+        pair_conditions=conditions,
+    )
+    subset = report["subsets"]["mask/no-mask"]
+    assert subset["threshold"] == pytest.approx(masked.threshold_for(1e-3))
+    assert subset["threshold"] < report["calibrated_threshold"]
+    assert "mask/no-mask table" in subset["threshold_from"]
+    assert {"fnmr", "fmr", "fnmr_detected", "fmr_detected"} <= set(subset)
+    other = report["subsets"]["no-mask/no-mask"]
+    assert other["threshold"] == pytest.approx(unmasked.threshold_for(1e-3))
+    assert other["fnmr"] == other["fnmr_detected"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from facekey.evaluation.metrics import CalibrationTable
+from facekey.calibration import CalibrationTable
 from facekey.flows.risk import (
     POLICY_VERSION,
     Counters,
@@ -26,6 +26,8 @@ from facekey.flows.risk import (
     evaluate_step_up,
     margin_holds,
     max_face_only_gallery,
+    rank_candidates,
+    read_candidates,
     required_fmr,
 )
 
@@ -53,6 +55,17 @@ def shipped() -> CalibrationTable:
     return CalibrationTable.from_json(resource.read_text(encoding="utf-8"))
 
 
+def _search(
+    candidates: tuple[tuple[str, float], ...],
+    gallery_size: int,
+    kind: Any = "face_only",
+    table: CalibrationTable = HAND,
+) -> SearchOutcome:
+    """The hits read through ``table``, in the order given (validation is the point)."""
+    read = tuple(c for hit in candidates for c in read_candidates([hit], table))
+    return SearchOutcome(read, gallery_size, kind)
+
+
 def _inputs(
     candidates: tuple[tuple[str, float], ...] = (("alice", 0.99), ("bob", 0.6)),
     gallery_size: int = 10,
@@ -60,10 +73,10 @@ def _inputs(
     kind: Any = "face_only",
     amount: int = 500,
     currency: str = "EUR",
+    table: CalibrationTable = HAND,
     **extra: Any,
 ) -> RiskInput:
-    search = SearchOutcome(candidates, gallery_size, kind)
-    return RiskInput(search, amount, currency, **extra)
+    return RiskInput(_search(candidates, gallery_size, kind, table), amount, currency, **extra)
 
 
 def _check(decision: Decision, kind: str, reason: Reason, subject: str | None = None) -> Decision:
@@ -201,17 +214,17 @@ FACE_ONLY_CASES: list[tuple[str, dict[str, Any], str, Reason, str | None]] = [
 def test_face_only_rules(
     overrides: dict[str, Any], kind: str, reason: Reason, subject: str | None
 ) -> None:
-    decision = decide(_inputs(**overrides), HAND)
+    decision = decide(_inputs(**overrides))
     _check(decision, kind, reason, subject)
     assert decision.step_up_method == ("phone_digits" if kind == "step_up" else None)
-    assert evaluate_face_only(_inputs(**overrides), HAND) == decision
+    assert evaluate_face_only(_inputs(**overrides)) == decision
 
 
 def test_currency_is_checked_only_when_configured() -> None:
     config = RiskConfig(currency="EUR")
-    _check(decide(_inputs(currency="EUR"), HAND, config), "approved", Reason.FACE_MATCH, "alice")
-    _check(decide(_inputs(currency="USD"), HAND, config), "declined", Reason.CURRENCY_NOT_ACCEPTED)
-    _check(decide(_inputs(currency="USD"), HAND), "approved", Reason.FACE_MATCH, "alice")
+    _check(decide(_inputs(currency="EUR"), config), "approved", Reason.FACE_MATCH, "alice")
+    _check(decide(_inputs(currency="USD"), config), "declined", Reason.CURRENCY_NOT_ACCEPTED)
+    _check(decide(_inputs(currency="USD")), "approved", Reason.FACE_MATCH, "alice")
 
 
 @pytest.mark.parametrize(
@@ -226,7 +239,7 @@ def test_currency_is_checked_only_when_configured() -> None:
 )
 def test_step_up_method(methods: Any, preferred: Any, expected: str) -> None:
     config = RiskConfig(step_up_methods=methods)
-    decision = decide(_inputs(amount=20_000, preferred_step_up=preferred), HAND, config)
+    decision = decide(_inputs(amount=20_000, preferred_step_up=preferred), config)
     assert decision.decision == "step_up"
     assert decision.step_up_method == expected
     assert decision.evidence["step_up_method"] == expected
@@ -236,12 +249,12 @@ def test_step_up_reasons_order() -> None:
     # Large amount, too large a gallery and ambiguous candidates at once: amount first.
     twins = (("alice", 0.99), ("twin", 0.985))
     _check(
-        decide(_inputs(twins, 10_000, amount=50_000), HAND),
+        decide(_inputs(twins, 10_000, amount=50_000)),
         "step_up",
         Reason.AMOUNT_REQUIRES_STEP_UP,
     )
-    _check(decide(_inputs(twins, 10_000), HAND), "step_up", Reason.GALLERY_TOO_LARGE)
-    _check(decide(_inputs(twins, 10), HAND), "step_up", Reason.AMBIGUOUS)
+    _check(decide(_inputs(twins, 10_000)), "step_up", Reason.GALLERY_TOO_LARGE)
+    _check(decide(_inputs(twins, 10)), "step_up", Reason.AMBIGUOUS)
 
 
 def test_decline_priority() -> None:
@@ -262,24 +275,24 @@ def test_decline_priority() -> None:
         ({"currency": "EUR"}, Reason.AMOUNT_OVER_LIMIT),
         ({"amount_minor": 500}, Reason.VELOCITY_DEVICE),
         ({"counters": Counters(subject_recent_approvals=99)}, Reason.NO_CANDIDATES),
-        ({"search": SearchOutcome((("alice", 0.55),), 10)}, Reason.NO_MATCH),
-        ({"search": SearchOutcome((("alice", 0.99),), 10)}, Reason.VELOCITY_SUBJECT),
+        ({"search": _search((("alice", 0.55),), 10)}, Reason.NO_MATCH),
+        ({"search": _search((("alice", 0.99),), 10)}, Reason.VELOCITY_SUBJECT),
     ]
     current = worst
     for change, reason in steps:
         current = replace(current, **change)
-        _check(decide(current, HAND, config), "declined", reason)
+        _check(decide(current, config), "declined", reason)
         # The bucket search declines in the same order (no_match_in_bucket for no_match).
         bucket = replace(current, search=replace(current.search, kind="bucket", gallery_size=1))
         expected = Reason.NO_MATCH_IN_BUCKET if reason is Reason.NO_MATCH else reason
-        _check(decide(bucket, HAND, config), "declined", expected)
+        _check(decide(bucket, config), "declined", expected)
     final = replace(current, counters=Counters())
-    _check(decide(final, HAND, config), "approved", Reason.FACE_MATCH, "alice")
+    _check(decide(final, config), "approved", Reason.FACE_MATCH, "alice")
 
 
 def test_a_decline_beats_any_step_up() -> None:
     locked = _inputs(amount=50_000, gallery_size=1_000_000, lockout=Lockout(device_locked=True))
-    _check(decide(locked, HAND), "declined", Reason.LOCKED_OUT)
+    _check(decide(locked), "declined", Reason.LOCKED_OUT)
 
 
 # --------------------------------------------------------------------------- bucket rules
@@ -359,18 +372,18 @@ def test_bucket_rules(
 ) -> None:
     base: dict[str, Any] = {"gallery_size": 3, "kind": "bucket"}
     inputs = _inputs(**(base | overrides))
-    decision = decide(inputs, HAND)
+    decision = decide(inputs)
     _check(decision, kind, reason, subject)
     assert decision.step_up_method is None
     assert decision.evidence["search"] == "bucket"
-    assert evaluate_step_up(inputs, HAND) == decision
+    assert evaluate_step_up(inputs) == decision
 
 
 def test_bucket_uses_its_own_target() -> None:
     inputs = _inputs((("alice", 0.9),), 5, kind="bucket")  # 5 x 1e-5 = 5e-5
-    _check(decide(inputs, HAND), "declined", Reason.NO_MATCH_IN_BUCKET)
+    _check(decide(inputs), "declined", Reason.NO_MATCH_IN_BUCKET)
     loose = RiskConfig(step_up_false_charge_target=1e-4, false_charge_target=1e-9)
-    decision = _check(decide(inputs, HAND, loose), "approved", Reason.STEP_UP_MATCH, "alice")
+    decision = _check(decide(inputs, loose), "approved", Reason.STEP_UP_MATCH, "alice")
     assert decision.evidence["false_charge_target"] == 1e-4
 
 
@@ -384,27 +397,25 @@ def test_growing_gallery_flips_approved_to_step_up(score: float) -> None:
     fmr = HAND.fmr_at(score)
     limit = math.floor(1e-5 / fmr * (1 + 1e-9))  # the largest N that may be approved
     kinds = [
-        decide(_inputs((("alice", score),), n), HAND).decision
+        decide(_inputs((("alice", score),), n)).decision
         for n in sorted({1, 2, 5, 10, 100, 1000, 10_000, limit, limit + 1})
         if n >= 1
     ]
     assert kinds == sorted(kinds, key=_RANK.__getitem__, reverse=True)  # never back up
-    assert decide(_inputs((("alice", score),), limit), HAND).decision == "approved"
-    over = decide(_inputs((("alice", score),), limit + 1), HAND)
+    assert decide(_inputs((("alice", score),), limit)).decision == "approved"
+    over = decide(_inputs((("alice", score),), limit + 1))
     _check(over, "step_up", Reason.GALLERY_TOO_LARGE)
 
 
 def test_higher_amount_never_gives_a_better_decision() -> None:
     amounts = [0, 1, 9_999, 10_000, 10_001, 50_000, 100_000, 100_001, 10**9]
-    kinds = [decide(_inputs(amount=amount), HAND).decision for amount in amounts]
+    kinds = [decide(_inputs(amount=amount)).decision for amount in amounts]
     assert kinds == ["approved"] * 4 + ["step_up"] * 3 + ["declined"] * 2
 
 
 def test_higher_score_never_gives_a_worse_decision() -> None:
     for n in (1, 10, 1000, 10**6):
-        ranks = [
-            _RANK[decide(_inputs((("alice", s / 200),), n), HAND).decision] for s in range(0, 201)
-        ]
+        ranks = [_RANK[decide(_inputs((("alice", s / 200),), n)).decision] for s in range(0, 201)]
         assert ranks == sorted(ranks), n
 
 
@@ -414,7 +425,7 @@ def test_estimated_false_match_in_evidence_is_n_times_fmr() -> None:
         score = rng.uniform(0.4, 1.0)
         n = rng.choice([1, 3, 10, 77, 1000, 123_456, 10**7])
         kind = rng.choice(["face_only", "bucket"])
-        decision = decide(_inputs((("alice", score),), n, kind=kind), HAND)
+        decision = decide(_inputs((("alice", score),), n, kind=kind))
         fmr = 1.0 if score < 0.5 else HAND.fmr_at(score)
         assert decision.evidence["best_fmr"] == pytest.approx(fmr)
         assert decision.evidence["estimated_false_match"] == pytest.approx(min(1.0, n * fmr))
@@ -434,7 +445,7 @@ def test_subject_only_on_approval_and_evidence_is_flat() -> None:
             kind=rng.choice(["face_only", "bucket"]),
             amount=rng.choice([100, 20_000, 200_000]),
         )
-        decision = decide(inputs, HAND)
+        decision = decide(inputs)
         assert (decision.subject_id is not None) == (decision.decision == "approved")
         assert all(
             isinstance(v, float | int | str | type(None)) for v in decision.evidence.values()
@@ -451,29 +462,31 @@ def test_subject_only_on_approval_and_evidence_is_flat() -> None:
         "second_fmr",
         "gallery_size",
         "estimated_false_match",
-        "match_threshold",
-        "min_match_threshold",
+        "required_fmr",
+        "min_match_fmr",
+        "calibration",
         "false_charge_target",
     ):
         assert needed in keys
 
 
 def test_evidence_without_candidates() -> None:
-    evidence = decide(_inputs(()), HAND).evidence
+    evidence = decide(_inputs(())).evidence
     for key in ("best_score", "best_fmr", "second_score", "second_fmr", "estimated_false_match"):
         assert evidence[key] is None
     assert evidence["gallery_size"] == 10
 
 
 def test_evidence_thresholds() -> None:
-    evidence = decide(_inputs(gallery_size=10), HAND).evidence
+    evidence = decide(_inputs(gallery_size=10)).evidence
     assert evidence["required_fmr"] == pytest.approx(1e-6)
-    assert evidence["match_threshold"] == pytest.approx(0.95)
-    assert evidence["min_match_threshold"] == pytest.approx(0.6)
+    assert evidence["min_match_fmr"] == pytest.approx(1e-2)
+    assert evidence["calibration"] == "hand/1/no-mask/no-mask"
     assert evidence["fmr_ratio"] == pytest.approx(1e-2 / 1e-8)
     assert evidence["best_fmr_is_bound"] == 1  # 0.99 is the table's top point
-    beyond = decide(_inputs(gallery_size=10**6), HAND).evidence
-    assert beyond["match_threshold"] is None  # 1e-11 is below what the table can vouch for
+    beyond = decide(_inputs(gallery_size=10**6)).evidence
+    assert beyond["required_fmr"] == pytest.approx(1e-11)
+    assert beyond["estimated_false_match"] == pytest.approx(10**6 * 1e-8)
 
 
 # --------------------------------------------------------------------------- shipped table
@@ -485,9 +498,9 @@ def test_shipped_table_cannot_approve_face_only_at_100k(shipped: CalibrationTabl
     assert 7e-8 < shipped.min_fmr < 9e-8
     assert required_fmr(100_000, 1e-5) < shipped.min_fmr
     for score in (shipped.points[-1][0], 0.999, 1.0):
-        decision = decide(_inputs((("alice", score),), 100_000), shipped)
+        decision = decide(_inputs((("alice", score),), 100_000, table=shipped))
         _check(decision, "step_up", Reason.GALLERY_TOO_LARGE)
-        assert decision.evidence["match_threshold"] is None
+        assert decision.evidence["required_fmr"] < shipped.min_fmr
         assert decision.evidence["best_fmr_is_bound"] == 1
         assert decision.evidence["estimated_false_match"] == pytest.approx(
             100_000 * shipped.min_fmr
@@ -498,37 +511,43 @@ def test_shipped_table_face_only_limit(shipped: CalibrationTable) -> None:
     limit = max_face_only_gallery(shipped, 1e-5)
     assert limit == 124
     top = shipped.points[-1][0]
-    _check(decide(_inputs((("a", top),), limit), shipped), "approved", Reason.FACE_MATCH, "a")
-    _check(decide(_inputs((("a", top),), limit + 1), shipped), "step_up", Reason.GALLERY_TOO_LARGE)
+    _check(decide(_inputs((("a", top),), limit, table=shipped)), "approved", Reason.FACE_MATCH, "a")
+    _check(
+        decide(_inputs((("a", top),), limit + 1, table=shipped)),
+        "step_up",
+        Reason.GALLERY_TOO_LARGE,
+    )
 
 
 @pytest.mark.parametrize(("n", "fmr"), [(1, 1e-5), (10, 1e-6), (100, 1e-7)])
 def test_shipped_table_thresholds(shipped: CalibrationTable, n: int, fmr: float) -> None:
     threshold = shipped.threshold_for(fmr)
-    at = decide(_inputs((("a", threshold),), n), shipped)
+    at = decide(_inputs((("a", threshold),), n, table=shipped))
     _check(at, "approved", Reason.FACE_MATCH, "a")
-    assert at.evidence["match_threshold"] == pytest.approx(threshold)
-    below = decide(_inputs((("a", threshold - 1e-4),), n), shipped)
+    assert at.evidence["best_fmr"] == pytest.approx(fmr)
+    below = decide(_inputs((("a", threshold - 1e-4),), n, table=shipped))
     _check(below, "step_up", Reason.GALLERY_TOO_LARGE)
 
 
 def test_shipped_table_step_up_restores_approval(shipped: CalibrationTable) -> None:
     """100 000 subjects, four phone digits: a bucket of about 10 is approved at FMR 1e-6."""
     score = shipped.threshold_for(1e-6)
-    face_only = decide(_inputs((("alice", score), ("bob", 0.9)), 100_000), shipped)
+    face_only = decide(_inputs((("alice", score), ("bob", 0.9)), 100_000, table=shipped))
     _check(face_only, "step_up", Reason.GALLERY_TOO_LARGE)
-    bucket = _inputs((("alice", score), ("bob", 0.9)), 10, kind="bucket")
-    _check(decide(bucket, shipped), "approved", Reason.STEP_UP_MATCH, "alice")
+    bucket = _inputs((("alice", score), ("bob", 0.9)), 10, kind="bucket", table=shipped)
+    _check(decide(bucket), "approved", Reason.STEP_UP_MATCH, "alice")
 
 
 def test_shipped_table_weak_genuine_gets_a_step_up(shipped: CalibrationTable) -> None:
     plausible = shipped.threshold_for(1e-2)
     _check(
-        decide(_inputs((("a", plausible),), 100_000), shipped), "step_up", Reason.GALLERY_TOO_LARGE
+        decide(_inputs((("a", plausible),), 100_000, table=shipped)),
+        "step_up",
+        Reason.GALLERY_TOO_LARGE,
     )
-    weak = decide(_inputs((("a", plausible - 0.005),), 100_000), shipped)
+    weak = decide(_inputs((("a", plausible - 0.005),), 100_000, table=shipped))
     _check(weak, "declined", Reason.NO_MATCH)
-    below_table = decide(_inputs((("a", 0.5),), 100_000), shipped)
+    below_table = decide(_inputs((("a", 0.5),), 100_000, table=shipped))
     _check(below_table, "declined", Reason.NO_MATCH)
     assert below_table.evidence["best_fmr"] == 1.0
 
@@ -549,7 +568,7 @@ def test_shipped_table_weak_genuine_gets_a_step_up(shipped: CalibrationTable) ->
 )
 def test_search_outcome_validation(candidates: Any, size: int, kind: Any) -> None:
     with pytest.raises(ValueError):
-        SearchOutcome(candidates, size, kind)
+        _search(candidates, size, kind)
 
 
 @pytest.mark.parametrize(("amount", "currency"), [(-1, "EUR"), (5, "eur"), (5, "EURO")])
@@ -587,3 +606,29 @@ def test_defaults() -> None:
     assert (config.max_subject_approvals, config.max_device_approvals) == (10, 120)
     assert config.velocity_window_s == 3600
     assert config.step_up_methods[0] == "phone_digits"
+
+
+# --------------------------------------------------------------------------- several tables
+
+
+LOOSE = replace(HAND, engine="loose", points=tuple((s - 0.1, f, n) for s, f, n in HAND.points))
+
+
+def test_candidates_of_two_tables_are_ranked_by_fmr() -> None:
+    """0.85 on a table shifted down by 0.1 reads 1e-6 and beats 0.89 on HAND (~1.3e-5)."""
+    mixed = rank_candidates(
+        read_candidates([("alice", 0.89)], HAND) + read_candidates([("bob", 0.85)], LOOSE)
+    )
+    assert [c.subject_id for c in mixed] == ["bob", "alice"]
+    assert [c.calibration for c in mixed] == ["loose/1/no-mask/no-mask", "hand/1/no-mask/no-mask"]
+    decision = decide(RiskInput(SearchOutcome(mixed, 2, "bucket"), 500, "EUR"))
+    _check(decision, "declined", Reason.NO_MATCH_IN_BUCKET)  # 1.3e-5 / 1e-6 < 100: no margin
+    assert decision.evidence["calibration"] == "loose/1/no-mask/no-mask"
+
+
+def test_one_subject_in_two_tables_keeps_its_best_reading() -> None:
+    both = rank_candidates(
+        read_candidates([("alice", 0.7)], HAND) + read_candidates([("alice", 0.9)], LOOSE)
+    )
+    assert len(both) == 1
+    assert both[0].fmr == pytest.approx(LOOSE.fmr_at(0.9))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from facekey.flows.devices import add_device, add_merchant, add_store
 from facekey.flows.platform import Platform
+from facekey.flows.tenancy import create_network
 from facekey.security.signing import decode_secret, signed_headers
 
 CONSENT = json.dumps({"purposes": ["payment"], "terms_version": "2026-01", "channel": "kiosk"})
@@ -23,6 +25,18 @@ class Network:
 
     def auth(self, scope: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[scope]}"}
+
+
+def network_on(platform: Platform, engine: str, *, retain_images: bool = False) -> Network:
+    """A new network whose galleries use ``engine``."""
+    created = create_network(
+        platform.database,
+        platform.vault,
+        f"{engine}-{uuid.uuid4().hex}",
+        engine=engine,
+        retain_images=retain_images,
+    )
+    return Network(created["network_id"], created["api_keys"])
 
 
 def image_file(path: Path, field: str = "images") -> tuple[str, tuple[str, bytes, str]]:
@@ -49,6 +63,15 @@ def identify(client: TestClient, network: Network, path: Path, **fields: str) ->
         "/v1/identify",
         headers=network.auth("terminal"),
         data=fields,
+        files=[image_file(path, "image")],
+    )
+
+
+def verify(client: TestClient, network: Network, subject_id: str, path: Path, purpose: str) -> Any:
+    return client.post(
+        f"/v1/subjects/{subject_id}/verify",
+        headers=network.auth("terminal"),
+        data={"purpose": purpose},
         files=[image_file(path, "image")],
     )
 

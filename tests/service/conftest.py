@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from facekey.config import Settings
 from facekey.engines.dlib_resnet import DlibResnetEngine
+from facekey.engines.face_reid import FaceReidEngine
 from facekey.flows.platform import Platform
 from facekey.flows.tenancy import create_network
 from facekey.service.app import create_app
@@ -18,11 +19,14 @@ from facekey.service.app import create_app
 
 @pytest.fixture(scope="session")
 def platform(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory, dlib_engine: DlibResnetEngine
+    database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    reid_engine: FaceReidEngine,
+    dlib_engine: DlibResnetEngine,
 ) -> Iterator[Platform]:
     data_dir = tmp_path_factory.mktemp("api-data")
     settings = Settings(data_dir=data_dir, database_url=database_url)
-    opened = Platform.open(settings, engine=dlib_engine)
+    opened = Platform.open(settings, engines=[reid_engine, dlib_engine])
     yield opened
     opened.close()
 
@@ -35,11 +39,21 @@ def client(platform: Platform) -> Iterator[TestClient]:
 
 @pytest.fixture
 def network(platform: Platform) -> Network:
-    created = create_network(platform.database, platform.vault, f"net-{uuid.uuid4().hex}")
+    created = create_network(
+        platform.database,
+        platform.vault,
+        f"net-{uuid.uuid4().hex}",
+        engine=platform.settings.engine,
+    )
     return Network(created["network_id"], created["api_keys"])
 
 
 @pytest.fixture
 def other_network(platform: Platform) -> Network:
-    created = create_network(platform.database, platform.vault, f"other-{uuid.uuid4().hex}")
+    created = create_network(
+        platform.database,
+        platform.vault,
+        f"other-{uuid.uuid4().hex}",
+        engine=platform.settings.engine,
+    )
     return Network(created["network_id"], created["api_keys"])

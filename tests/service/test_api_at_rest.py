@@ -76,16 +76,19 @@ def test_no_template_or_phone_in_clear(
     network: Network,
     lfw: Path,
     pipeline: FacePipeline,
+    reid_pipeline: FacePipeline,
     dlib_engine: DlibResnetEngine,
 ) -> None:
     photo = lfw / "Abdel_Nasser_Assidi_0001.jpg"
     response = enrol(client, network, photo, phone=PHONE, payment_token="tok_visa_4242abcd")
     assert response.status_code == 201, response.text
     image = read_image_file(photo)
+    stored = main_face(reid_pipeline.faces(image), image.shape).template.vector  # this engine's
     face = main_face(pipeline.faces(image), image.shape)
     raw = dlib_engine.raw_descriptors(dlib_engine.align(image, face.landmarks)[None])[0]
     blob = _stored_bytes(platform)
     with np.errstate(all="ignore"):
+        assert _best_cosine(blob, stored.astype(np.float64)) < CLEAR_COSINE
         assert _best_cosine(blob, face.template.vector.astype(np.float64)) < CLEAR_COSINE
         assert _best_cosine(blob, raw.astype(np.float64)) < CLEAR_COSINE
     for secret in (PHONE, PHONE.replace(" ", ""), "7946 0958", "tok_visa_4242abcd"):

@@ -8,7 +8,7 @@ from api_helpers import Network, enrol, identify
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from facekey.engines.dlib_resnet import DlibResnetEngine
+from facekey.engines.face_reid import FaceReidEngine
 from facekey.flows.platform import Platform
 from facekey.flows.renewal import renew_transform
 from facekey.flows.search import network_of
@@ -28,12 +28,12 @@ def test_renewal_moves_templates_and_keeps_matching(
     platform: Platform,
     network: Network,
     lfw: Path,
-    dlib_engine: DlibResnetEngine,
+    reid_engine: FaceReidEngine,
 ) -> None:
     subject = enrol(client, network, lfw / "Aaron_Sorkin_0001.jpg", phone="+44 20 7946 0958")
     subject_id = subject.json()["subject_id"]
     probe = lfw / "Aaron_Sorkin_0002.jpg"
-    other = Platform.open(platform.settings, engine=dlib_engine)  # a second worker
+    other = Platform.open(platform.settings, engines=[reid_engine])  # a second worker
     try:
         with TestClient(create_app(other.settings, platform=other)) as second:
             assert identify(second, network, probe).json()["match"] == subject_id
@@ -48,8 +48,9 @@ def test_renewal_moves_templates_and_keeps_matching(
             assert result["templates_moved"] == 1
             assert _sealed(platform, subject_id) != sealed
             after = network_of(platform, network.id)
-            assert platform.vault.transform(after, platform.reader.info).fingerprint != (
-                platform.vault.transform(before, platform.reader.info).fingerprint
+            info = platform.readers.get(after.engine).info
+            assert platform.vault.transform(after, info).fingerprint != (
+                platform.vault.transform(before, info).fingerprint
             )
             assert platform.vault.phone_bucket(after, "0958") == bucket
             assert platform.vault.customer_pseudonym(after, subject_id, "m1") == customer

@@ -29,5 +29,6 @@ def network_id(database: Database) -> str:
             name=f"network-{uuid.uuid4().hex}",
             wrapped_transform_secret=b"wrapped-secret",
             kek_id="kek-test",
+            engine="fake",
         )
         return network.id

@@ -51,7 +51,11 @@ def test_chain_links_and_verifies(database: Database, network_id: str) -> None:
 def test_chains_are_per_network(database: Database, network_id: str) -> None:
     with database.session() as session:
         other = create_network(
-            session, name=f"audit-other-{network_id}", wrapped_transform_secret=b"s", kek_id="k"
+            session,
+            name=f"audit-other-{network_id}",
+            wrapped_transform_secret=b"s",
+            kek_id="k",
+            engine="fake",
         ).id
     mine = _append(database, network_id, 2)
     theirs = _append(database, other, 2)

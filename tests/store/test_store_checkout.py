@@ -247,7 +247,11 @@ def test_get_authorization_is_tenant_isolated(database: Database, network_id: st
     with database.session() as session:
         created = repo.create_authorization(session, **_fields(network_id, shop))
         other = repo.create_network(
-            session, name=f"other-{uuid.uuid4().hex}", wrapped_transform_secret=b"x", kek_id="k"
+            session,
+            name=f"other-{uuid.uuid4().hex}",
+            wrapped_transform_secret=b"x",
+            kek_id="k",
+            engine="fake",
         )
     with database.session() as session:
         assert repo.get_authorization(session, network_id=network_id, authorization_id=created.id)
@@ -452,7 +456,11 @@ def test_probe_fingerprint_window(database: Database, network_id: str) -> None:
     assert not seen(NOW + timedelta(minutes=20))
     with database.session() as session:
         other = repo.create_network(
-            session, name=f"other-{uuid.uuid4().hex}", wrapped_transform_secret=b"x", kek_id="k"
+            session,
+            name=f"other-{uuid.uuid4().hex}",
+            wrapped_transform_secret=b"x",
+            kek_id="k",
+            engine="fake",
         )
     assert not seen(NOW + timedelta(minutes=20), other.id)
     with database.session() as session:

@@ -39,6 +39,7 @@ def test_timestamps_come_back_aware_utc(database: Database) -> None:
             name="tz-network-" + local.isoformat(),
             wrapped_transform_secret=b"x",
             kek_id="k",
+            engine="fake",
         )
         network.created_at = local
     with database.session() as session:
@@ -52,7 +53,9 @@ def test_timestamps_come_back_aware_utc(database: Database) -> None:
 
 def test_naive_datetimes_are_refused(database: Database) -> None:
     with pytest.raises(Exception, match="naive datetime"), database.session() as session:
-        network = create_network(session, name="naive", wrapped_transform_secret=b"x", kek_id="k")
+        network = create_network(
+            session, name="naive", wrapped_transform_secret=b"x", kek_id="k", engine="fake"
+        )
         network.created_at = datetime(2024, 1, 1)
         session.flush()
 
@@ -60,7 +63,7 @@ def test_naive_datetimes_are_refused(database: Database) -> None:
 def test_session_rolls_back_on_error(database: Database) -> None:
     name = "rolled-back-network"
     with pytest.raises(RuntimeError), database.session() as session:
-        create_network(session, name=name, wrapped_transform_secret=b"x", kek_id="k")
+        create_network(session, name=name, wrapped_transform_secret=b"x", kek_id="k", engine="fake")
         raise RuntimeError("boom")
     with database.session() as session:
         count = session.execute(

@@ -78,7 +78,11 @@ def test_external_ref_unique_per_network(database: Database, network_id: str) ->
 def test_tenant_isolation(database: Database, network_id: str) -> None:
     with database.session() as session:
         other = repo.create_network(
-            session, name=f"other-{network_id}", wrapped_transform_secret=b"s", kek_id="k"
+            session,
+            name=f"other-{network_id}",
+            wrapped_transform_secret=b"s",
+            kek_id="k",
+            engine="fake",
         ).id
     theirs = _subject(database, other)
     with database.session() as session:

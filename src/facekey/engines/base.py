@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from facekey.vision.types import FloatArray, ImageArray
+from facekey.vision.types import Detection, FloatArray, ImageArray
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,14 @@ class Engine(Protocol):
         """Identity and shapes of this engine."""
         ...
 
-    def align(self, image: ImageArray, landmarks: FloatArray) -> ImageArray:
-        """Cut the engine's chip (chip_size² RGB) from ``image`` given dlib's 5 points."""
+    def align(
+        self, image: ImageArray, landmarks: FloatArray, detection: Detection | None = None
+    ) -> ImageArray:
+        """Cut the engine's chip (chip_size² RGB) from ``image`` given dlib's 5 points.
+
+        ``detection`` is the face's detection, whose own keypoints (BlazeFace's) an engine may
+        prefer to dlib's points; engines that do not use it ignore it.
+        """
         ...
 
     def embed(self, chips: ImageArray) -> FloatArray:

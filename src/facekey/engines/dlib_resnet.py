@@ -22,7 +22,7 @@ from facekey.engines.dlib_convert import converted_model
 from facekey.engines.onnx_runtime import single_thread_session
 from facekey.vision.align import dlib_chip
 from facekey.vision.dlib_models import dlib_model_path
-from facekey.vision.types import FloatArray, ImageArray
+from facekey.vision.types import Detection, FloatArray, ImageArray
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,10 @@ class DlibResnetEngine:
     def info(self) -> EngineInfo:
         return INFO
 
-    def align(self, image: ImageArray, landmarks: FloatArray) -> ImageArray:
+    def align(
+        self, image: ImageArray, landmarks: FloatArray, detection: Detection | None = None
+    ) -> ImageArray:
+        del detection  # aligned on dlib's points only
         return dlib_chip(image, landmarks, CHIP_SIZE, CHIP_PADDING)
 
     def embed(self, chips: ImageArray) -> FloatArray:

@@ -14,7 +14,7 @@ from facekey.config import Settings
 from facekey.engines.base import EngineInfo, l2_normalize
 from facekey.vision.align import similarity_chip
 from facekey.vision.landmarks import eye_centers
-from facekey.vision.types import FloatArray, ImageArray
+from facekey.vision.types import Detection, FloatArray, ImageArray
 
 INFO: Final = EngineInfo(id="fake", version="1", dimension=128, chip_size=64)
 _EYES: Final = np.array([[20.0, 24.0], [44.0, 24.0]], dtype=np.float32)
@@ -27,7 +27,10 @@ class FakeEngine:
     def info(self) -> EngineInfo:
         return INFO
 
-    def align(self, image: ImageArray, landmarks: FloatArray) -> ImageArray:
+    def align(
+        self, image: ImageArray, landmarks: FloatArray, detection: Detection | None = None
+    ) -> ImageArray:
+        del detection  # aligned on dlib's points only
         eyes = np.stack(eye_centers(landmarks))
         return similarity_chip(image, eyes, _EYES, INFO.chip_size)
 

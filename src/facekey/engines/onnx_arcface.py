@@ -14,12 +14,12 @@ import numpy as np
 
 from facekey.config import Settings
 from facekey.engines.base import EngineInfo, l2_normalize
-from facekey.engines.model_files import model_for_engine
 from facekey.engines.onnx_runtime import single_thread_session
 from facekey.errors import ModelIntegrityError
+from facekey.integrity import PinnedFiles
 from facekey.vision.align import similarity_chip
 from facekey.vision.landmarks import eye_centers
-from facekey.vision.types import FloatArray, ImageArray
+from facekey.vision.types import Detection, FloatArray, ImageArray
 
 ENGINE_ID: Final = "onnx-arcface"
 CHIP_SIZE: Final = 112
@@ -42,7 +42,10 @@ class OnnxArcFaceEngine:
     def info(self) -> EngineInfo:
         return self._info
 
-    def align(self, image: ImageArray, landmarks: FloatArray) -> ImageArray:
+    def align(
+        self, image: ImageArray, landmarks: FloatArray, detection: Detection | None = None
+    ) -> ImageArray:
+        del detection  # aligned on dlib's points only
         source = np.vstack([np.stack(eye_centers(landmarks)), landmarks[4:5]])
         return similarity_chip(image, source, _REFERENCE, CHIP_SIZE)
 
@@ -67,5 +70,5 @@ def _check_shapes(input_shape: list[Any], output_shape: list[Any]) -> int:
 
 def create(settings: Settings) -> OnnxArcFaceEngine:
     """Entry-point factory: the most recently registered ``onnx-arcface`` model file."""
-    record = model_for_engine(ENGINE_ID, settings.models_dir)
+    record = PinnedFiles(settings.models_dir).latest(ENGINE_ID)
     return OnnxArcFaceEngine(record.path(settings.models_dir), record.sha256)

@@ -7,7 +7,6 @@ engine is asked for by name, so ``import facekey`` stays cheap and loads no mode
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 
 from facekey.config import Settings
@@ -17,12 +16,16 @@ from facekey.errors import UnknownEngine
 GROUP = "facekey.engines"
 log = logging.getLogger(__name__)
 
-EngineFactory = Callable[[Settings], Engine]
-
 
 def available_engines() -> list[str]:
     """Names of the installed engines, sorted."""
     return sorted({ep.name for ep in entry_points(group=GROUP)})
+
+
+def check_engine_name(name: str) -> str:
+    """``name`` if an engine of that name is installed; else :class:`UnknownEngine`."""
+    _entry_point(name)
+    return name
 
 
 def load_engine(name: str, settings: Settings | None = None) -> Engine:

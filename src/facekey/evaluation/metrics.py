@@ -26,20 +26,17 @@ yields no face count as errors:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from facekey.errors import DatasetError
+from facekey.calibration import UNMASKED, CalibrationTable, Condition
 
 __all__ = [
     "CALIBRATION_FMR_LEVELS",
-    "CalibrationTable",
     "FloatArray",
     "accuracy_at",
     "best_threshold",
@@ -66,10 +63,6 @@ CALIBRATION_FMR_LEVELS: tuple[float, ...] = tuple(
 )
 """The FMR levels :func:`build_calibration` places points at, descending: 1e-1, then 5, 2 and
 1 per decade down to 1e-7."""
-
-CALIBRATION_FORMAT = 1
-"""The ``"format"`` value :meth:`CalibrationTable.to_json` writes."""
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -321,117 +314,6 @@ def _fold_accuracy(
 # --------------------------------------------------------------------------- calibration
 
 
-@dataclass(frozen=True)
-class CalibrationTable:
-    """Score-to-FMR calibration of one engine version, measured on impostor/genuine scores.
-
-    ``points`` are ``(score, fmr, fnmr)`` tuples with scores strictly ascending and FMR
-    strictly descending; each says "at threshold ``score`` the measured FMR is at most
-    ``fmr`` and the FNMR is ``fnmr``". FMR is always > 0: the highest point is at most the
-    resolution limit ``1 / impostor_pairs``.
-    """
-
-    engine: str
-    engine_version: str
-    impostor_pairs: int
-    genuine_pairs: int
-    points: tuple[tuple[float, float, float], ...]
-
-    def __post_init__(self) -> None:
-        """Check that the points are non-empty, finite and monotone."""
-        if not self.points:
-            raise ValueError("a calibration table needs at least one point")
-        scores = np.array([p[0] for p in self.points], dtype=np.float64)
-        fmrs = np.array([p[1] for p in self.points], dtype=np.float64)
-        fnmrs = np.array([p[2] for p in self.points], dtype=np.float64)
-        if not (np.isfinite(scores).all() and np.isfinite(fmrs).all()):
-            raise ValueError("calibration points must be finite")
-        if np.any(np.diff(scores) <= 0) or np.any(np.diff(fmrs) >= 0):
-            raise ValueError("calibration scores must ascend and FMRs descend strictly")
-        if fmrs.min() <= 0 or fmrs.max() > 1 or fnmrs.min() < 0 or fnmrs.max() > 1:
-            raise ValueError("calibration FMRs must be in (0, 1] and FNMRs in [0, 1]")
-
-    @property
-    def min_fmr(self) -> float:
-        """The lowest FMR this table can vouch for (its highest point's FMR)."""
-        return self.points[-1][1]
-
-    def _axes(self) -> tuple[FloatArray, FloatArray]:
-        """Return (scores ascending, log10 FMR descending)."""
-        scores = np.array([p[0] for p in self.points], dtype=np.float64)
-        log_fmr = np.log10(np.array([p[1] for p in self.points], dtype=np.float64))
-        return scores, log_fmr
-
-    def fmr_at(self, score: float) -> float:
-        """Return the estimated FMR at threshold ``score``: monotone non-increasing, never 0.
-
-        Between points, log10(FMR) is interpolated linearly in the score. Outside the points
-        the value is clamped: below the lowest point it is the lowest point's FMR (the true
-        FMR is higher), and at or above the highest point it is the highest point's FMR,
-        which is then only an *upper bound* (no impostor scored that high; at best
-        ``1 / impostor_pairs``). :meth:`is_upper_bound` tells when that is the case.
-        """
-        scores, log_fmr = self._axes()
-        return float(10.0 ** np.interp(score, scores, log_fmr))
-
-    def is_upper_bound(self, score: float) -> bool:
-        """Return whether :meth:`fmr_at` ``(score)`` is only an upper bound (clamped high)."""
-        return score >= self.points[-1][0]
-
-    def threshold_for(self, fmr_target: float) -> float:
-        """Return the threshold at which :meth:`fmr_at` equals ``fmr_target``.
-
-        A target at or above the lowest point's FMR gives the lowest point's score. A target
-        below :attr:`min_fmr` is not supported by the data and raises ValueError.
-        """
-        if not fmr_target > 0.0:
-            raise ValueError(f"fmr_target must be positive, got {fmr_target}")
-        if fmr_target < self.min_fmr * (1.0 - 1e-9):
-            raise ValueError(
-                f"FMR {fmr_target:g} is below what {self.impostor_pairs} impostor pairs can "
-                f"measure (lowest calibrated FMR {self.min_fmr:g})"
-            )
-        scores, log_fmr = self._axes()
-        return float(np.interp(math.log10(fmr_target), log_fmr[::-1], scores[::-1]))
-
-    def to_json(self) -> str:
-        """Return the table as JSON text with a ``"format": 1`` key."""
-        document = {
-            "format": CALIBRATION_FORMAT,
-            "engine": self.engine,
-            "engine_version": self.engine_version,
-            "impostor_pairs": self.impostor_pairs,
-            "genuine_pairs": self.genuine_pairs,
-            "points": [{"score": s, "fmr": f, "fnmr": n} for s, f, n in self.points],
-        }
-        return json.dumps(document, indent=2, allow_nan=False)
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> CalibrationTable:
-        """Parse :meth:`to_json` output; raise DatasetError if it is not a format-1 table."""
-        try:
-            document = json.loads(text)
-            return cls._from_document(document)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise DatasetError(f"not a facekey calibration table: {exc}") from exc
-
-    @classmethod
-    def _from_document(cls, document: Any) -> CalibrationTable:
-        """Build a table from a parsed JSON object."""
-        if not isinstance(document, dict) or document.get("format") != CALIBRATION_FORMAT:
-            raise ValueError(f'expected an object with "format": {CALIBRATION_FORMAT}')
-        points = tuple(
-            (float(p["score"]), float(p["fmr"]), float(p["fnmr"])) for p in document["points"]
-        )
-        return cls(
-            engine=str(document["engine"]),
-            engine_version=str(document["engine_version"]),
-            impostor_pairs=int(document["impostor_pairs"]),
-            genuine_pairs=int(document["genuine_pairs"]),
-            points=points,
-        )
-
-
 def _calibration_candidates(imp: FloatArray) -> Iterator[tuple[float, float]]:
     """Yield (threshold, fmr bound) for each reachable level, then the resolution floor.
 
@@ -449,6 +331,7 @@ def build_calibration(
     *,
     engine: str,
     engine_version: str,
+    condition: Condition = UNMASKED,
 ) -> CalibrationTable:
     """Measure a :class:`CalibrationTable` from genuine and impostor scores.
 
@@ -477,6 +360,7 @@ def build_calibration(
         impostor_pairs=int(imp.size),
         genuine_pairs=int(gen.size),
         points=tuple(points),
+        condition=condition,
     )
 
 

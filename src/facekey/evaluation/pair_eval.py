@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from facekey.calibration import shipped_calibration
+from facekey.calibration import Calibrations, condition_of
 from facekey.config import Settings
 from facekey.engines.registry import load_engine
 from facekey.evaluation.embedding import Embedded, embed_files
@@ -21,7 +21,13 @@ from facekey.evaluation.metrics import (
     fta_scores,
     split_scores,
 )
-from facekey.evaluation.pairs import PairSet, read_mask_labels, read_pairs, subset_masks
+from facekey.evaluation.pairs import (
+    NO_MASK,
+    PairSet,
+    read_mask_labels,
+    read_pairs,
+    subset_masks,
+)
 from facekey.evaluation.progress import progress_bar
 from facekey.evaluation.report import build_pair_report, write_pair_report
 
@@ -58,21 +64,27 @@ def run_pair_evaluation(
     by_path = {e.path: e for e in embedded}
     info = load_engine(settings.engine, settings).info
     scores = pair_scores(pair_set, by_path)
-    subsets = _subsets(pair_set, images, pairs_file, mask_labels)
+    labels = _mask_labels(images, pairs_file, mask_labels)
+    subsets = None if labels is None else subset_masks(pair_set.pairs, labels)
     report = build_pair_report(
         engine=info.id,
         engine_version=info.version,
         pair_set=pair_set,
         scores=scores,
-        calibration=shipped_calibration(info),
+        calibration=Calibrations(settings.data_dir / "calibrations").for_engine(info),
         labels_by_subset=subsets,
         images=len(pair_set.images),
         failed_images=[p for p in pair_set.images if by_path[p].template is None],
         seconds=time.perf_counter() - started,
         operating_fmr=operating_fmr,
+        pair_conditions=[
+            condition_of(by_path[p.left].masked, by_path[p.right].masked) for p in pair_set.pairs
+        ],
     )
     report["workers"] = workers
     report["detectors"] = list(settings.detectors)
+    if labels is not None:
+        report["mask_detector"] = mask_detector_agreement(labels, by_path)
     if train_set is not None:
         report |= _train_threshold_accuracy(train_set, pair_set, scores, by_path)
     write_pair_report(report, out_dir, _curves(scores, pair_set, subsets))
@@ -105,10 +117,10 @@ def _train_threshold_accuracy(
     }
 
 
-def _subsets(
-    pair_set: PairSet, images: Path, pairs_file: Path, mask_labels: Path | None
-) -> dict[str, np.ndarray] | None:
-    """Mask/no-mask subsets when a mask_labels.txt is given or lies beside the data."""
+def _mask_labels(
+    images: Path, pairs_file: Path, mask_labels: Path | None
+) -> dict[Path, str] | None:
+    """The mask labels when a mask_labels.txt is given or lies beside the data."""
     candidates = (
         [mask_labels]
         if mask_labels
@@ -121,7 +133,22 @@ def _subsets(
     if found is None:
         return None
     log.info("using mask labels from %s", found)
-    return subset_masks(pair_set.pairs, read_mask_labels(found, images))
+    return read_mask_labels(found, images)
+
+
+def mask_detector_agreement(
+    labels: Mapping[Path, str], embedded: Mapping[Path, Embedded]
+) -> dict[str, Any]:
+    """How the mask detector agrees with the labels, on the images whose face was found."""
+    found = [(labels[p], e.masked) for p, e in embedded.items() if p in labels and e.template]
+    masked = [detected for label, detected in found if label != NO_MASK]
+    unmasked = [detected for label, detected in found if label == NO_MASK]
+    return {
+        "masked_images": len(masked),
+        "masked_detected": float(np.mean(masked)) if masked else None,
+        "unmasked_images": len(unmasked),
+        "unmasked_flagged": float(np.mean(unmasked)) if unmasked else None,
+    }
 
 
 def _curves(

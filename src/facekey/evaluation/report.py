@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from facekey.calibration import CONDITIONS, CalibrationTable, Condition, EngineCalibration
 from facekey.errors import EngineMismatch
 from facekey.evaluation.metrics import (
-    CalibrationTable,
     FloatArray,
     accuracy_at,
     best_threshold,
@@ -150,28 +150,106 @@ def _protocol_text(key: str, operating_fmr: float) -> str:
     return key
 
 
+def _rates_at(
+    gen: FloatArray, imp: FloatArray, thresholds: FloatArray | float
+) -> dict[str, float | None]:
+    """FNMR and FMR of these pairs at a threshold (one, or one per pair in pair order of
+    ``gen`` then ``imp``); failures to acquire are errors (generalized rates)."""
+    per_pair = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (gen.size + imp.size,))
+    g, i = fta_scores(gen), fta_scores(imp)
+    fnmr = float(np.mean(g < per_pair[: gen.size])) if gen.size else None
+    fmr = float(np.mean(i >= per_pair[gen.size :])) if imp.size else None
+    return {"fnmr": fnmr, "fmr": fmr}
+
+
+@dataclass(frozen=True)
+class _Operating:
+    """How subsets are decided: the default threshold, and each condition's own threshold
+    (from its calibration table) where there is one."""
+
+    default: float
+    by_condition: Mapping[str, float]
+    operating_fmr: float
+
+    def of(self, name: str) -> tuple[float, str]:
+        """(threshold, where it comes from) for a subset named after a condition, or not."""
+        if name in self.by_condition:
+            return self.by_condition[name], f"{name} table at FMR {self.operating_fmr:g}"
+        return self.default, "the report's threshold"
+
+
+def _condition_thresholds(
+    calibration: EngineCalibration | None, operating_fmr: float, notes: list[str] | None = None
+) -> dict[str, float]:
+    """Each condition's own threshold at ``operating_fmr``, where its table reaches it."""
+    found: dict[str, float] = {}
+    for condition in CONDITIONS:
+        if calibration is None or not calibration.has(condition):
+            continue
+        threshold = _calibrated_threshold(
+            calibration.table(condition), operating_fmr, [] if notes is None else notes
+        )
+        if threshold is not None:
+            found[condition] = threshold
+    return found
+
+
+def _operating(
+    calibration: EngineCalibration | None, operating_fmr: float, default: float, notes: list[str]
+) -> _Operating:
+    return _Operating(
+        default, _condition_thresholds(calibration, operating_fmr, notes), operating_fmr
+    )
+
+
+def _pair_thresholds(
+    calibration: EngineCalibration | None,
+    operating_fmr: float,
+    conditions: Sequence[Condition] | None,
+    default: float,
+) -> FloatArray | None:
+    """Each pair's threshold by the condition the system detected for it."""
+    if conditions is None:
+        return None
+    by_condition = _condition_thresholds(calibration, operating_fmr)
+    return np.array([by_condition.get(c, default) for c in conditions], dtype=np.float64)
+
+
 def _subset(
-    mask: npt.NDArray[np.bool_], scores: FloatArray, same: npt.NDArray[np.bool_], threshold: float
+    mask: npt.NDArray[np.bool_],
+    scores: FloatArray,
+    same: npt.NDArray[np.bool_],
+    threshold: float,
+    pair_thresholds: FloatArray | None,
 ) -> dict[str, Any]:
-    """Return the metrics of one subset of pairs, accuracy at the report's ``threshold``."""
+    """The metrics of one subset: accuracy, FNMR and FMR at its ``threshold``; with
+    ``pair_thresholds`` (each pair's threshold as the system would pick it) also at those."""
     gen, imp = split_scores(scores[mask], same[mask])
     split = _Scores(gen, imp)
     accuracy = accuracy_at(gen, imp, threshold) if mask.any() else None
-    return {
+    result: dict[str, Any] = {
         "pairs": int(mask.sum()),
         "genuine_pairs": int(gen.size),
         "impostor_pairs": int(imp.size),
         "failed_pairs": int(np.isnan(scores[mask]).sum()),
         "accuracy": _num(accuracy),
+        "threshold": _num(threshold),
+        **_rates_at(gen, imp, threshold),
         **_error_rates(split),
     }
+    if pair_thresholds is not None:
+        g_t, i_t = split_scores(pair_thresholds[mask], same[mask])
+        rates = _rates_at(gen, imp, np.concatenate([g_t, i_t]))
+        result |= {"fnmr_detected": rates["fnmr"], "fmr_detected": rates["fmr"]}
+    return result
 
 
 def _subsets(
     labels_by_subset: Mapping[str, npt.ArrayLike] | None,
     scores: FloatArray,
     same: npt.NDArray[np.bool_],
-    threshold: float,
+    operating: _Operating,
+    pair_thresholds: FloatArray | None,
 ) -> dict[str, Any]:
     """Return {subset name: metrics} for each boolean mask over the pairs."""
     if not labels_by_subset:
@@ -181,7 +259,10 @@ def _subsets(
         mask = np.asarray(raw_mask, dtype=np.bool_).ravel()
         if mask.shape != scores.shape:
             raise ValueError(f"subset {name!r}: mask has {mask.size} entries, not {scores.size}")
-        result[name] = _subset(mask, scores, same, threshold)
+        threshold, source = operating.of(name)
+        result[name] = _subset(mask, scores, same, threshold, pair_thresholds) | {
+            "threshold_from": source
+        }
     return result
 
 
@@ -210,12 +291,13 @@ def build_pair_report(
     engine_version: str,
     pair_set: PairSet,
     scores: npt.ArrayLike,
-    calibration: CalibrationTable | None,
+    calibration: EngineCalibration | None,
     labels_by_subset: Mapping[str, npt.ArrayLike] | None,
     images: int,
     failed_images: Sequence[Path],
     seconds: float,
     operating_fmr: float = 1e-3,
+    pair_conditions: Sequence[Condition] | None = None,
 ) -> dict[str, Any]:
     """Build the ``report.json`` dict for one engine on one pair set.
 
@@ -224,11 +306,16 @@ def build_pair_report(
     else the accuracy at the calibrated threshold (``calibration.threshold_for(operating_fmr)``),
     else at the best threshold on these pairs; ``accuracy_protocol`` says which. Subset
     accuracies use the calibrated threshold when there is one, else the whole set's best
-    threshold (``subset_threshold``). All values are JSON-safe (non-finite numbers become
-    None). Raises EngineMismatch when ``calibration`` is for another engine or version, and
-    ValueError when the scores do not match the pairs or a class of pairs is missing.
+    threshold (``subset_threshold``); a subset named after a condition (``mask/no-mask``,
+    ``mask/mask``) is decided at its own table's threshold, and reports ``fnmr`` and ``fmr``
+    there. ``pair_conditions``, the condition the system detects for each pair, adds
+    ``fnmr_detected`` / ``fmr_detected``: each pair at the threshold of the table the mask
+    detector would pick. All values are JSON-safe (non-finite numbers become None). Raises
+    EngineMismatch when ``calibration`` is for another engine or version, and ValueError when
+    the scores do not match the pairs or a class of pairs is missing.
     """
-    _check_calibration(calibration, engine, engine_version)
+    table = None if calibration is None else calibration.unmasked
+    _check_calibration(table, engine, engine_version)
     array = np.asarray(scores, dtype=np.float64).ravel()
     same = pair_set.same_mask()
     if array.shape != same.shape:
@@ -237,7 +324,7 @@ def build_pair_report(
     if not split.complete:
         raise ValueError("the pair set needs both same-person and different-person pairs")
     notes: list[str] = []
-    calibrated = _calibrated_threshold(calibration, operating_fmr, notes)
+    calibrated = _calibrated_threshold(table, operating_fmr, notes)
     best = best_threshold(*split.pair())
     accuracy = _accuracy(pair_set, array, split, calibrated)
     accuracy["accuracy_protocol"] = _protocol_text(accuracy["accuracy_protocol"], operating_fmr)
@@ -265,7 +352,13 @@ def build_pair_report(
         **_error_rates(split),
         "far_floor": 1.0 / split.impostor.size,
         "subset_threshold": _num(subset_threshold),
-        "subsets": _subsets(labels_by_subset, array, same, subset_threshold),
+        "subsets": _subsets(
+            labels_by_subset,
+            array,
+            same,
+            _operating(calibration, operating_fmr, subset_threshold, notes),
+            _pair_thresholds(calibration, operating_fmr, pair_conditions, subset_threshold),
+        ),
         "seconds": _num(seconds),
     }
     report["notes"] = notes + _notes(report, int(split.impostor.size))
@@ -318,15 +411,20 @@ def _markdown_subsets(report: Mapping[str, Any]) -> list[str]:
         "",
         "## Subsets",
         "",
-        f"Accuracy at threshold {_fmt(report['subset_threshold'])}.",
+        "Each subset at its threshold: a condition's own calibration table where it has one "
+        f"(at FMR {report['operating_fmr']:g}), else {_fmt(report['subset_threshold'])}; "
+        "*detected*: each pair at the table the mask detector picks.",
         "",
-        "| subset | pairs | failed | accuracy | EER | TAR@1e-3 |",
-        "|---|---|---|---|---|---|",
+        "| subset | pairs | failed | threshold | accuracy | FNMR | FMR | FNMR / FMR detected "
+        "| EER | TAR@1e-3 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in report["subsets"].items():
         tar = None if s["tar_at_far"] is None else s["tar_at_far"]["1e-3"]
+        detected = f"{_fmt(s.get('fnmr_detected'))} / {_fmt(s.get('fmr_detected'))}"
         lines.append(
-            f"| {name} | {s['pairs']} | {s['failed_pairs']} | {_fmt(s['accuracy'])} "
+            f"| {name} | {s['pairs']} | {s['failed_pairs']} | {_fmt(s['threshold'])} "
+            f"| {_fmt(s['accuracy'])} | {_fmt(s['fnmr'])} | {_fmt(s['fmr'])} | {detected} "
             f"| {_fmt(s['eer'])} | {_fmt(tar)} |"
         )
     return lines

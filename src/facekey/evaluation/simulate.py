@@ -1,11 +1,14 @@
 """``facekey simulate checkout``: enrol people, run genuine and impostor checkouts, count.
 
 Everything runs in-process through the real flows (enrolment, checkout, step-up) on a
-temporary data directory, with the real engine and the shipped calibration. Genuine attempts
-use another photo of an enrolled person, who types their own phone digits when asked;
-impostors are people who are not enrolled and type either random digits or the digits of an
-enrolled person (someone who knows a victim's phone number). A false charge is an approval of
-anyone other than the person in the photo.
+temporary data directory, with the real engine and the shipped calibration. Each enrolled
+person enrols with up to ``enrol_images`` of their photos ("a few selfies": the photos that
+pass the enrolment gate; masked photos never do), always keeping at least one photo back;
+genuine attempts use one of the photos kept back, and the customer types their own phone
+digits when asked. Impostors are people who are not enrolled and type either random digits
+or the digits of an enrolled person (someone who knows a victim's phone number). A false
+charge is an approval of anyone other than the person in the photo. When the image folder has
+MFR2's ``mask_labels.txt`` beside it, approvals of masked probes are counted apart.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,15 +31,20 @@ from facekey.config import Settings
 from facekey.errors import FaceError, FacekeyError
 from facekey.evaluation.datasets import labelled_images
 from facekey.evaluation.machine import machine_info
+from facekey.evaluation.pairs import NO_MASK, read_mask_labels
 from facekey.evaluation.progress import progress_bar
 from facekey.flows import checkout as checkout_flow
 from facekey.flows.auth import Principal
+from facekey.flows.consent import ConsentRequest
 from facekey.flows.devices import DeviceIdentity, add_device, add_merchant, add_store
-from facekey.flows.enrol import ConsentRequest, EnrolRequest, enrol
+from facekey.flows.enrol import EnrolRequest, enrol
+from facekey.flows.faces import enrolment_faces
 from facekey.flows.platform import Platform
 from facekey.flows.risk import POLICY_VERSION
+from facekey.flows.search import network_of
 from facekey.flows.tenancy import create_network
 from facekey.security.api_keys import Scope, parse_token
+from facekey.store.tables import Network
 
 #: Terminals share the attempts so that device velocity limits stay realistic.
 ATTEMPTS_PER_DEVICE = 40
@@ -48,11 +57,20 @@ class Person:
 
 
 @dataclass(frozen=True)
+class Enrolled:
+    """An enrolled person: the photos they enrolled with and the last 4 phone digits."""
+
+    photos: tuple[Path, ...]
+    digits: str
+
+
+@dataclass(frozen=True)
 class Attempt:
     person: Person
     photo: Path
     genuine: bool
     digits: str
+    masked: bool = False
 
 
 def run_checkout_simulation(
@@ -63,6 +81,7 @@ def run_checkout_simulation(
     out_dir: Path | None = None,
     settings: Settings | None = None,
     seed: int = 7,
+    enrol_images: int = 3,
 ) -> dict[str, Any]:
     """Run the simulation; write simulation.json and simulation.md when ``out_dir`` is set."""
     rng = random.Random(seed)
@@ -72,7 +91,7 @@ def run_checkout_simulation(
             base.model_copy(update={"data_dir": Path(scratch), "database_url": None})
         )
         try:
-            result = _simulate(platform, images, enrolled, attempts, rng)
+            result = _simulate(platform, images, enrolled, attempts, rng, enrol_images)
         finally:
             platform.close()
     result["machine"] = machine_info()
@@ -84,21 +103,33 @@ def run_checkout_simulation(
 
 
 def _simulate(
-    platform: Platform, images: Path, enrolled: int, attempts: int, rng: random.Random
+    platform: Platform,
+    images: Path,
+    enrolled: int,
+    attempts: int,
+    rng: random.Random,
+    enrol_images: int,
 ) -> dict[str, Any]:
     people = _people(images)
+    masked = _masked_photos(images)
     rng.shuffle(people)
     candidates = [p for p in people if len(p.photos) >= 2][:enrolled]
     strangers = [p for p in people if p not in candidates]
-    network = create_network(platform.database, platform.vault, "simulation")
+    network = create_network(
+        platform.database, platform.vault, "simulation", engine=platform.settings.engine
+    )
     admin = Principal(
         parse_token(network["api_keys"]["admin"]).key_id, network["network_id"], Scope.ADMIN
     )
-    phones = _enrol_all(platform, admin, candidates, rng)
+    registered = _enrol_all(platform, admin, candidates, rng, enrol_images)
     devices = _devices(platform, network["network_id"], attempts)
-    plan = _plan(list(phones), strangers, phones, attempts, rng)
-    outcomes = _run(platform, admin, devices, plan, phones)
-    return _summary(outcomes, len(candidates), len(phones), platform)
+    plan = _plan(registered, strangers, attempts, rng, masked)
+    outcomes = _run(platform, admin, devices, plan, registered)
+    summary = _summary(outcomes, len(candidates), len(registered), platform)
+    summary["engine"] = platform.settings.engine
+    summary["enrol_images"] = enrol_images
+    summary["templates_per_person"] = _mean(len(e.photos) for e in registered.values())
+    return summary
 
 
 def _people(images: Path) -> list[Person]:
@@ -109,28 +140,62 @@ def _people(images: Path) -> list[Person]:
     return [Person(name, tuple(sorted(photos))) for name, photos in sorted(grouped.items())]
 
 
+def _masked_photos(images: Path) -> frozenset[Path]:
+    """The photos MFR2's mask_labels.txt (beside the image folder) labels as masked."""
+    labels_file = images.parent / "mask_labels.txt"
+    if not labels_file.is_file():
+        return frozenset()
+    labels = read_mask_labels(labels_file, images)
+    return frozenset(path for path, label in labels.items() if label != NO_MASK)
+
+
 def _enrol_all(
-    platform: Platform, admin: Principal, people: list[Person], rng: random.Random
-) -> dict[Person, str]:
-    """Enrol each person's first photo with a phone number; returns person → last 4 digits."""
+    platform: Platform,
+    admin: Principal,
+    people: list[Person],
+    rng: random.Random,
+    enrol_images: int,
+) -> dict[Person, Enrolled]:
+    """Enrol each person with up to ``enrol_images`` photos that pass the enrolment gate,
+    keeping at least one photo back for their checkouts; and a phone number."""
     consent = ConsentRequest(purposes=["payment"], terms_version="sim", channel="simulation")
-    phones: dict[Person, str] = {}
+    network = network_of(platform, admin.network_id)
+    registered: dict[Person, Enrolled] = {}
     with progress_bar("enrolling", len(people)) as advance:
         for person in people:
+            photos = _enrolment_photos(platform, network, person, enrol_images)
             phone = "+44 7" + "".join(rng.choice("0123456789") for _ in range(9))
             request = EnrolRequest(
                 consent=consent,
-                images=[person.photos[0].read_bytes()],
+                images=[photo.read_bytes() for photo in photos],
                 phone=phone,
                 payment_token=f"tok_{person.name}",
             )
             try:
-                enrol(platform, admin, request)
-                phones[person] = phone[-4:]
+                if photos:
+                    enrol(platform, admin, request)
+                    registered[person] = Enrolled(photos, phone[-4:])
             except FaceError:
                 pass
             advance(1)
-    return phones
+    return registered
+
+
+def _enrolment_photos(
+    platform: Platform, network: Network, person: Person, wanted: int
+) -> tuple[Path, ...]:
+    """The first photos (in name order) that pass the enrolment gate, at most ``wanted`` and
+    never all of them: one is always kept back for a checkout."""
+    chosen: list[Path] = []
+    for photo in person.photos:
+        if len(chosen) >= min(wanted, len(person.photos) - 1):
+            break
+        try:
+            enrolment_faces(platform, network, [photo.read_bytes()])
+        except FaceError:
+            continue
+        chosen.append(photo)
+    return tuple(chosen)
 
 
 def _devices(platform: Platform, network_id: str, attempts: int) -> list[DeviceIdentity]:
@@ -144,22 +209,28 @@ def _devices(platform: Platform, network_id: str, attempts: int) -> list[DeviceI
 
 
 def _plan(
-    enrolled: list[Person],
+    registered: dict[Person, Enrolled],
     strangers: list[Person],
-    phones: dict[Person, str],
     attempts: int,
     rng: random.Random,
+    masked: frozenset[Path],
 ) -> list[Attempt]:
+    enrolled = list(registered)
     plan = []
     for number in range(attempts):
         if number % 2 == 0 and enrolled:
             person = rng.choice(enrolled)
-            plan.append(Attempt(person, rng.choice(person.photos[1:]), True, phones[person]))
+            kept_back = [p for p in person.photos if p not in registered[person].photos]
+            photo = rng.choice(kept_back)
+            plan.append(Attempt(person, photo, True, registered[person].digits, photo in masked))
         else:
             person = rng.choice(strangers)
             known = rng.random() < 0.5 and enrolled
-            digits = phones[rng.choice(enrolled)] if known else f"{rng.randrange(10000):04d}"
-            plan.append(Attempt(person, rng.choice(person.photos), False, digits))
+            digits = (
+                registered[rng.choice(enrolled)].digits if known else f"{rng.randrange(10000):04d}"
+            )
+            photo = rng.choice(person.photos)
+            plan.append(Attempt(person, photo, False, digits, photo in masked))
     return plan
 
 
@@ -178,9 +249,9 @@ def _run(
     admin: Principal,
     devices: list[DeviceIdentity],
     plan: list[Attempt],
-    phones: dict[Person, str],
+    registered: dict[Person, Enrolled],
 ) -> list[Outcome]:
-    tokens = {f"tok_{p.name}": p for p in phones}
+    tokens = {f"tok_{p.name}": p for p in registered}
     outcomes = []
     with progress_bar("checkouts", len(plan)) as advance:
         for number, attempt in enumerate(plan):
@@ -249,6 +320,7 @@ def _summary(
     cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
     approved_face = sum(o.first == "approved" for o in genuine)
     after_step_up = sum(o.first == "step_up" and o.final == "approved" for o in genuine)
+    masked = [o for o in genuine if o.attempt.masked]
     return {
         "enrolled_asked": asked,
         "enrolled": enrolled,
@@ -263,6 +335,14 @@ def _summary(
         "genuine_step_up_rate": _rate(sum(o.first == "step_up" for o in genuine), len(genuine)),
         "genuine_approval_after_step_up_rate": _rate(
             after_step_up, sum(o.first == "step_up" for o in genuine)
+        ),
+        "masked_genuine_attempts": len(masked),
+        "masked_genuine_approval_rate": _rate(
+            sum(o.final == "approved" for o in masked), len(masked)
+        ),
+        "unmasked_genuine_approval_rate": _rate(
+            sum(o.final == "approved" for o in genuine if not o.attempt.masked),
+            len(genuine) - len(masked),
         ),
         "impostor_approvals": sum(o.final == "approved" for o in impostor),
         "false_charges": sum(o.false_charge for o in outcomes),
@@ -282,6 +362,11 @@ def _summary(
 
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
+
+
+def _mean(values: Iterable[int]) -> float | None:
+    counted = list(values)
+    return round(statistics.mean(counted), 2) if counted else None
 
 
 def render(result: dict[str, Any]) -> str:
@@ -308,6 +393,12 @@ def render(result: dict[str, Any]) -> str:
             f"({_pct(result['genuine_approval_after_step_up_rate'])} of step-ups)",
         ),
         ("genuine approved in all", _pct(result["genuine_approval_rate"])),
+        (
+            "masked / unmasked genuine probes approved",
+            f"{_pct(result['masked_genuine_approval_rate'])} of "
+            f"{result['masked_genuine_attempts']} / "
+            f"{_pct(result['unmasked_genuine_approval_rate'])}",
+        ),
         ("impostors approved", str(result["impostor_approvals"])),
         ("**false charges**", f"**{result['false_charges']}**"),
         (
@@ -321,6 +412,8 @@ def render(result: dict[str, Any]) -> str:
             "",
             f"- date: {m['date']}; command: `{m['command']}`",
             f"- machine: {m['cpu']}, {m['cores']} cores",
+            f"- engine: {result['engine']}; enrolment with up to {result['enrol_images']} photos "
+            f"(on average {result['templates_per_person']} templates per person)",
             f"- policy {policy['version']}: false-charge target {policy['false_charge_target']:g} "
             f"face-only, {policy['step_up_false_charge_target']:g} in a step-up bucket",
             "",

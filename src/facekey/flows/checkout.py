@@ -27,6 +27,7 @@ from typing import Any, Final
 import numpy as np
 from sqlalchemy.orm import Session
 
+from facekey.calibration import UNMASKED
 from facekey.errors import (
     IdempotencyConflict,
     InvalidRequest,
@@ -37,23 +38,29 @@ from facekey.errors import (
 from facekey.flows import liveness, risk
 from facekey.flows.auth import Principal
 from facekey.flows.devices import DeviceIdentity, check_merchant
-from facekey.flows.edge import probe_vector
+from facekey.flows.edge import probe_of
+from facekey.flows.faces import Probe
+from facekey.flows.migration import retemplate_subject
 from facekey.flows.personalization import preferences_for
 from facekey.flows.platform import Platform
-from facekey.flows.protection import open_text, open_vector
-from facekey.flows.search import network_of, recheck_hits
+from facekey.flows.protection import open_text
+from facekey.flows.search import (
+    NetworkSearch,
+    SearchProbe,
+    network_of,
+    recheck_hits,
+    search_network,
+    subject_candidate,
+)
 from facekey.gallery.index import Hit
 from facekey.security.api_keys import Scope
 from facekey.security.pins import verify_pin
 from facekey.store import audit, subjects
 from facekey.store import checkout as ledger
 from facekey.store.tables import Authorization, Network, Subject, new_id
-from facekey.vision.types import FloatArray
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _DIGITS = re.compile(r"[0-9]{4}")
-#: Candidates fetched per search: the best and the runner-up decide the margin rule.
-SEARCH_DEPTH: Final = 3
 STEP_UP_TTL: Final = timedelta(minutes=5)
 REPLAY_WINDOW: Final = timedelta(hours=1)
 LOCK_AFTER: Final = 5
@@ -122,11 +129,12 @@ def checkout(
         if existing is not None:
             return _replayed_answer(platform, session, existing, digest)
     network = network_of(platform, principal.network_id)
-    vector = _checkout_vector(platform, network, device, request)
-    hits, gallery_size = _search(platform, network, vector, request.merchant_id)
+    probe, faces = _checkout_probe(platform, network, device, request)
+    found = _search(platform, network, probe, request.merchant_id)
     with platform.database.session() as session:
-        decision = _decide_face_only(platform, session, device, request, hits, gallery_size)
-        candidate = hits[0].subject_id if hits and decision.decision == "step_up" else None
+        decision = _decide_face_only(platform, session, device, request, found)
+        best = found.candidates[0].subject_id if found.candidates else None
+        candidate = best if decision.decision == "step_up" else None
         mine = new_id()
         row = _record(session, device, request, digest, decision, started, candidate, mine)
         if row.request_hash != digest:  # a concurrent call used the key for another request
@@ -135,19 +143,34 @@ def checkout(
             if request.liveness_session_id is not None:
                 liveness.consume(session, request.liveness_session_id)
             _audit(session, row, decision)
+            _retemplate(platform, session, network, decision, faces)
         return _answer(platform, session, network, row)
 
 
-def _checkout_vector(
+def _checkout_probe(
     platform: Platform, network: Network, device: DeviceIdentity, request: CheckoutRequest
-) -> FloatArray:
-    """The protected search vector: the terminal's live session, an image or a template."""
+) -> tuple[SearchProbe, Probe | None]:
+    """The search probe (the terminal's live session, an image or a template) and, for an
+    image, its faces."""
     if request.liveness_session_id is None:
-        return probe_vector(platform, network, request.image, request.template)
+        return probe_of(platform, network, request.image, request.template)
     bound = liveness.live_face(
         platform, network, request.liveness_session_id, device_id=device.device_id
     )
-    return bound.vector
+    key = platform.readers.get(network.engine).engine_key
+    return SearchProbe({key: bound.vector[np.newaxis]}, UNMASKED), None
+
+
+def _retemplate(
+    platform: Platform,
+    session: Session,
+    network: Network,
+    decision: risk.Decision,
+    faces: Probe | None,
+) -> None:
+    """An approved customer of a migrating network moves to the new engine's gallery."""
+    if decision.decision == "approved" and decision.subject_id and faces is not None:
+        retemplate_subject(platform, session, network, decision.subject_id, faces)
 
 
 def step_up(
@@ -172,7 +195,7 @@ def step_up(
         row = _pending(session, principal, device, authorization_id)
         if row.decision != "step_up" or row.status != "pending_step_up":
             return _answer(platform, session, network, row)  # already decided: same answer
-    vector = probe_vector(platform, network, image, template)
+    probe, faces = probe_of(platform, network, image, template)
     with platform.database.session() as session:
         row = _pending(session, principal, device, authorization_id)
         if row.status != "pending_step_up":
@@ -182,12 +205,13 @@ def step_up(
             decision = _declined("step_up_expired")
         elif phone_digits is not None:
             decision, targeted = _bucket_decision(
-                platform, session, network, row, vector, phone_digits
+                platform, session, network, row, probe, phone_digits
             )
         else:
-            decision = _pin_decision(platform, session, network, row, vector, pin or "")
+            decision = _pin_decision(platform, session, network, row, probe, pin or "")
             targeted = [row.subject_id] if row.subject_id else []
         _finish_step_up(session, row, decision, targeted)
+        _retemplate(platform, session, network, decision, faces)
         return _answer(platform, session, network, row)
 
 
@@ -221,10 +245,9 @@ def daily_totals(platform: Platform, principal: Principal, day: str) -> dict[str
 
 
 def _search(
-    platform: Platform, network: Network, vector: FloatArray, merchant_id: str
-) -> tuple[list[Hit], int]:
+    platform: Platform, network: Network, probe: SearchProbe, merchant_id: str
+) -> NetworkSearch:
     """Best candidates with payment consent who have not excluded the merchant; and N."""
-    gallery = platform.galleries.get(network.id, platform.engine_key)
 
     def accept(found: list[Hit]) -> list[Hit]:
         allowed = recheck_hits(platform, network.id, found, purposes=("payment",))
@@ -235,8 +258,7 @@ def _search(
                 if not ledger.is_excluded(session, subject_id=h.subject_id, merchant_id=merchant_id)
             ]
 
-    hits = gallery.search(vector, SEARCH_DEPTH, accept=accept)
-    return hits, max(gallery.index.subjects, len(hits), 1)
+    return search_network(platform, network, probe, accept=accept)
 
 
 def _decide_face_only(
@@ -244,12 +266,11 @@ def _decide_face_only(
     session: Session,
     device: DeviceIdentity,
     request: CheckoutRequest,
-    hits: list[Hit],
-    gallery_size: int,
+    found: NetworkSearch,
 ) -> risk.Decision:
     now = datetime.now(UTC)
     config = platform.risk_config
-    best = hits[0].subject_id if hits else None
+    best = found.candidates[0].subject_id if found.candidates else None
     since = now - timedelta(seconds=config.velocity_window_s)
     counters = risk.Counters(
         subject_recent_approvals=(
@@ -260,16 +281,14 @@ def _decide_face_only(
         ),
     )
     inputs = risk.RiskInput(
-        search=risk.SearchOutcome(
-            tuple((h.subject_id, h.score) for h in hits), gallery_size, "face_only"
-        ),
+        search=found.outcome(),
         amount_minor=request.amount_minor,
         currency=request.currency,
         counters=counters,
         lockout=_lockout(session, device.device_id, best, now),
         replayed_image=_replayed_image(session, device, request, now),
     )
-    return risk.decide(inputs, _table(platform), config)
+    return risk.decide(inputs, config)
 
 
 def _lockout(
@@ -361,26 +380,31 @@ def _bucket_decision(
     session: Session,
     network: Network,
     row: Authorization,
-    vector: FloatArray,
+    probe: SearchProbe,
     digits: str,
 ) -> tuple[risk.Decision, list[str]]:
-    """The decision within the bucket of the typed digits, and the subjects of that bucket."""
+    """The decision within the bucket of the typed digits, and the subjects of that bucket.
+
+    N is every template of the bucket's subjects: each is a chance for a stranger's face.
+    """
     bucket = subjects.subjects_in_bucket(
         session, network_id=network.id, phone_bucket=platform.vault.phone_bucket(network, digits)
     )
     allowed = subjects.subjects_with_purpose(
         session, network_id=network.id, subject_ids=bucket, purpose="payment"
     )
-    scored = sorted(
-        (
-            (sid, _best_score(platform, session, sid, vector))
-            for sid in sorted(allowed)
-            if not ledger.is_excluded(session, subject_id=sid, merchant_id=row.merchant_id)
-        ),
-        key=lambda item: item[1],
-        reverse=True,
-    )
-    decision = _evaluate_bucket(platform, session, row, tuple(scored), max(len(bucket), 1))
+    readings: list[risk.Candidate] = []
+    compared = 0
+    for subject_id in sorted(allowed):
+        subject = session.get(Subject, subject_id)
+        excluded = ledger.is_excluded(session, subject_id=subject_id, merchant_id=row.merchant_id)
+        if subject is None or excluded:
+            continue
+        reading, templates = subject_candidate(platform, session, subject, probe)
+        compared += templates
+        readings += [reading] if reading is not None else []
+    candidates = risk.rank_candidates(readings)
+    decision = _evaluate_bucket(platform, session, row, candidates, max(compared, len(bucket), 1))
     return decision, bucket
 
 
@@ -389,7 +413,7 @@ def _pin_decision(
     session: Session,
     network: Network,
     row: Authorization,
-    vector: FloatArray,
+    probe: SearchProbe,
     pin: str,
 ) -> risk.Decision:
     candidate = row.subject_id
@@ -400,39 +424,27 @@ def _pin_decision(
     )
     if subject is None or subject.pin_hash is None or not verify_pin(pin, subject.pin_hash):
         return _evaluate_bucket(platform, session, row, (), 1)
-    score = _best_score(platform, session, subject.id, vector)
-    return _evaluate_bucket(platform, session, row, ((subject.id, score),), 1)
+    reading, templates = subject_candidate(platform, session, subject, probe)
+    candidates = () if reading is None else (reading,)
+    return _evaluate_bucket(platform, session, row, candidates, max(templates, 1))
 
 
 def _evaluate_bucket(
     platform: Platform,
     session: Session,
     row: Authorization,
-    scored: tuple[tuple[str, float], ...],
+    candidates: tuple[risk.Candidate, ...],
     bucket_size: int,
 ) -> risk.Decision:
     now = datetime.now(UTC)
-    best = scored[0][0] if scored else None
+    best = candidates[0].subject_id if candidates else None
     inputs = risk.RiskInput(
-        search=risk.SearchOutcome(scored, bucket_size, "bucket"),
+        search=risk.SearchOutcome(candidates, bucket_size, "bucket"),
         amount_minor=row.amount_minor,
         currency=row.currency,
         lockout=_lockout(session, row.device_id, best, now),
     )
-    return risk.decide(inputs, _table(platform), platform.risk_config)
-
-
-def _best_score(platform: Platform, session: Session, subject_id: str, vector: FloatArray) -> float:
-    subject = session.get(Subject, subject_id)
-    if subject is None or subject.wrapped_data_key is None:
-        return -1.0
-    key = platform.vault.subject_key(subject)
-    stored = [
-        open_vector(key, t.sealed_vector, subject_id=subject.id, engine_key=t.engine_key)
-        for t in subjects.templates_of(session, subject_id=subject.id)
-        if t.engine_key == platform.engine_key
-    ]
-    return max((float(np.dot(v, vector)) for v in stored), default=-1.0)
+    return risk.decide(inputs, platform.risk_config)
 
 
 def _finish_step_up(
@@ -524,12 +536,6 @@ def _ledger_view(row: Authorization) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _table(platform: Platform) -> Any:
-    if platform.calibration is None:
-        raise InvalidRequest("checkout needs a calibrated engine; this one has no calibration")
-    return platform.calibration
 
 
 def _declined(reason: str) -> risk.Decision:

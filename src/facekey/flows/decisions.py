@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from facekey.evaluation.metrics import CalibrationTable
+from facekey.calibration import CalibrationTable
 
 
 def fmr_of(table: CalibrationTable | None, score: float) -> float | None:

@@ -1,42 +1,54 @@
-"""Probes from terminals: an image, or a template computed on the device by the same engine."""
+"""Probes from terminals: an image, or a template computed on the device by one of the
+network's engines."""
 
 from __future__ import annotations
 
+import numpy as np
+
+from facekey.calibration import UNMASKED
 from facekey.errors import EngineMismatch, InvalidRequest, TemplateFormatError
-from facekey.flows.faces import probe_face, protected
+from facekey.flows.faces import Probe, probe_face
 from facekey.flows.platform import Platform
-from facekey.security.transform import TemplateTransform
+from facekey.flows.search import SearchProbe
 from facekey.store.tables import Network
 from facekey.templates import Template
-from facekey.vision.types import FloatArray
 
 
-def probe_vector(
+def probe_of(
     platform: Platform, network: Network, image: bytes | None, template: bytes | None
-) -> FloatArray:
-    """The protected search vector of a probe image or an edge template."""
-    transform = platform.vault.transform(network, platform.reader.info)
+) -> tuple[SearchProbe, Probe | None]:
+    """The search probe of an image (every engine of the network) or an edge template; and
+    the image's faces, which a migrating network re-templates from."""
     if image is not None:
-        return protected(transform, probe_face(platform, image))
+        faces = probe_face(platform, network, image)
+        return SearchProbe.of(platform, network, faces), faces
     if template is None:
         raise InvalidRequest("send an image or a template")
-    return protected_template(platform, transform, template)
+    return edge_probe(platform, network, template), None
 
 
-def protected_template(platform: Platform, transform: TemplateTransform, data: bytes) -> FloatArray:
-    """An edge template, checked to come from this server's engine and version."""
+def edge_probe(platform: Platform, network: Network, data: bytes) -> SearchProbe:
+    """An edge template, checked to come from one of the network's engines and versions.
+
+    It searches that engine's gallery only; a terminal of a network that migrates between
+    engines sends images, or templates of the engine the network moves to, until it ends.
+    """
     try:
         parsed = Template.from_bytes(data)
     except TemplateFormatError as exc:
         raise InvalidRequest(f"template: {exc}") from exc
-    info = platform.reader.info
-    if (parsed.engine_id, parsed.engine_version, parsed.dimension) != (
-        info.id,
-        info.version,
-        info.dimension,
-    ):
-        raise EngineMismatch(
-            f"the template was made by {parsed.engine_id} {parsed.engine_version}; this server "
-            f"runs {info.id} {info.version}"
-        )
-    return transform.apply(parsed.vector)
+    for reader in platform.readers_of(network):
+        info = reader.info
+        if (parsed.engine_id, parsed.engine_version, parsed.dimension) == (
+            info.id,
+            info.version,
+            info.dimension,
+        ):
+            transform = platform.vault.transform(network, info)
+            vector = transform.apply(parsed.vector)[np.newaxis]
+            return SearchProbe({reader.engine_key: vector}, UNMASKED)
+    engines = ", ".join(r.engine_key for r in platform.readers_of(network))
+    raise EngineMismatch(
+        f"the template was made by {parsed.engine_id} {parsed.engine_version}; this network "
+        f"searches {engines}"
+    )

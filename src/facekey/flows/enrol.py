@@ -1,9 +1,13 @@
 """Opt-in enrolment: consent, 1–5 images or a live liveness session, quality gate, duplicate
 check, sealed storage.
 
-With ``liveness_session_id`` the template is the best frame of the caller's live challenge
-session (:mod:`facekey.flows.liveness`), bound once in the enrolment's own transaction: a failed
-enrolment leaves the session usable, a successful one uses it up.
+Templates are made for every engine of the network (its own and, while it migrates, the one it
+moves to). Masked faces are refused: every gallery template is of an unmasked face, so the
+condition of a comparison is the probe's alone. With ``liveness_session_id`` the template is
+the best frame of the caller's live challenge session (:mod:`facekey.flows.liveness`), bound
+once in the enrolment's own transaction: a failed enrolment leaves the session usable, a
+successful one uses it up. Enrolment images are kept, sealed, only where the network keeps
+images and the subject consents to ``image_retention``.
 """
 
 from __future__ import annotations
@@ -11,9 +15,8 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.orm import Session
 
 from facekey.errors import (
@@ -26,53 +29,25 @@ from facekey.errors import (
 from facekey.flows import liveness
 from facekey.flows.auditing import log_subject_event
 from facekey.flows.auth import Principal
+from facekey.flows.consent import ConsentRequest
 from facekey.flows.decisions import meets
-from facekey.flows.faces import enrolment_faces, protected
+from facekey.flows.faces import Probe, enrolment_faces
 from facekey.flows.platform import Platform
 from facekey.flows.protection import seal_image, seal_text, seal_vector
-from facekey.flows.search import active_subjects, network_of, subject_vectors
-from facekey.pipeline import Face
+from facekey.flows.search import SearchProbe, active_subjects, network_of, subject_candidate
 from facekey.security.api_keys import Scope
 from facekey.security.card_numbers import looks_like_card_number
 from facekey.security.pins import check_pin_format, hash_pin
-from facekey.security.transform import TemplateTransform
 from facekey.store import subjects
 from facekey.store.tables import Network, Subject, new_id
 from facekey.vision.types import FloatArray
 
-Purpose = Literal["payment", "personalization"]
-PURPOSES: Final[tuple[str, ...]] = ("payment", "personalization")
+#: Protected template vectors of one face, by engine key.
+Vectors = dict[str, FloatArray]
+
 #: Two enrolment images must match at least this well to be one person.
 SAME_PERSON_FMR: Final = 1e-3
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{5,24}$")
-
-
-class ConsentRequest(BaseModel):
-    """The consent a subject gives at enrolment."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    purposes: list[Purpose] = Field(min_length=1, max_length=len(PURPOSES))
-    terms_version: str = Field(min_length=1, max_length=64)
-    channel: str = Field(min_length=1, max_length=64)
-
-    @field_validator("purposes")
-    @classmethod
-    def _distinct(cls, purposes: list[Purpose]) -> list[Purpose]:
-        if len(set(purposes)) != len(purposes):
-            raise ValueError("purposes are listed more than once")
-        return purposes
-
-    @classmethod
-    def parse(cls, text: str) -> ConsentRequest:
-        """Parse the ``consent`` form field; :class:`InvalidRequest` with the reason."""
-        try:
-            return cls.model_validate_json(text)
-        except ValidationError as exc:
-            reasons = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'consent'}: {e['msg']}" for e in exc.errors()
-            )
-            raise InvalidRequest(f"invalid consent: {reasons}") from exc
 
 
 @dataclass(frozen=True)
@@ -100,40 +75,45 @@ def enrol(platform: Platform, principal: Principal, request: EnrolRequest) -> En
     principal.require(Scope.ENROL)
     _check_fields(platform, request)
     network = network_of(platform, principal.network_id)
-    vectors, qualities = _enrolment_vectors(platform, network, request)
-    _check_not_enrolled(platform, network, vectors)
+    faces, qualities = _enrolment_vectors(platform, network, request)
+    _check_not_enrolled(platform, network, faces)
     session_id = request.liveness_session_id
     source = "enrolment" if session_id is None else "liveness"
     with platform.database.session() as session:
         if session_id is not None:
             liveness.consume(session, session_id)
         subject = _create_subject(platform, session, network, request)
-        for vector, quality in zip(vectors, qualities, strict=True):
-            _store_template(platform, session, subject, vector, quality, source)
-        if platform.settings.retain_images and request.images:
+        for vectors, quality in zip(faces, qualities, strict=True):
+            store_templates(platform, session, subject, vectors, quality, source)
+        if network.retain_images and request.consent.retains_images and request.images:
             _retain(platform, session, subject, request.images)
         log_subject_event(
-            session, principal, subject, "subject.enrol", "enrolled", {"templates": len(vectors)}
+            session, principal, subject, "subject.enrol", "enrolled", {"templates": len(faces)}
         )
         subject_id = subject.id
-    return EnrolResult(subject_id, len(vectors), [round(q, 3) for q in qualities])
+    return EnrolResult(subject_id, len(faces), [round(q, 3) for q in qualities])
 
 
 def _enrolment_vectors(
     platform: Platform, network: Network, request: EnrolRequest
-) -> tuple[list[FloatArray], list[float]]:
-    """Protected template vectors and qualities, from the images or the liveness session."""
+) -> tuple[list[Vectors], list[float]]:
+    """Protected template vectors per engine, and qualities, from the images or the session."""
     if request.liveness_session_id is not None:
         bound = liveness.live_face(
             platform, network, request.liveness_session_id, device_id=None, mode="challenge"
         )
         if not bound.quality_ok:
             raise LowQuality("the liveness session's best frame is below the quality gate")
-        return [bound.vector], [bound.quality]
-    faces = enrolment_faces(platform, request.images)
-    _check_same_person(platform, faces)
-    transform = platform.vault.transform(network, platform.reader.info)
-    return [protected(transform, f) for f in faces], [f.quality.score for f in faces]
+        return [{platform.readers.get(network.engine).engine_key: bound.vector}], [bound.quality]
+    probes = enrolment_faces(platform, network, request.images)
+    _check_same_person(platform, probes)
+    vectors = [_single(SearchProbe.of(platform, network, p)) for p in probes]
+    return vectors, [p.face.quality.score for p in probes]
+
+
+def _single(probe: SearchProbe) -> Vectors:
+    """The one frame of an image probe, per engine."""
+    return {key: frames[0] for key, frames in probe.vectors.items()}
 
 
 def add_images(
@@ -142,22 +122,23 @@ def add_images(
     """More templates for an enrolled subject, checked to be the same person."""
     principal.require(Scope.ENROL)
     _check_count(platform, images)
-    faces = enrolment_faces(platform, images)
-    _check_same_person(platform, faces)
     network = network_of(platform, principal.network_id)
-    transform = platform.vault.transform(network, platform.reader.info)
+    probes = enrolment_faces(platform, network, images)
+    _check_same_person(platform, probes)
     with platform.database.session() as session:
         subject = subjects.get_subject(session, network_id=network.id, subject_id=subject_id)
         if subject is None or subject.status != "active":
             raise NotFound(f"no subject {subject_id}")
-        _check_is_subject(platform, session, subject, transform, faces)
-        for face in faces:
-            vector = protected(transform, face)
-            _store_template(platform, session, subject, vector, face.quality.score, "added")
+        searched = [SearchProbe.of(platform, network, p) for p in probes]
+        _check_is_subject(platform, session, subject, searched)
+        for probe, search_probe in zip(probes, searched, strict=True):
+            quality = probe.face.quality.score
+            store_templates(platform, session, subject, _single(search_probe), quality, "added")
         log_subject_event(
-            session, principal, subject, "subject.add_images", "added", {"templates": len(faces)}
+            session, principal, subject, "subject.add_images", "added", {"templates": len(probes)}
         )
-    return EnrolResult(subject_id, len(faces), [round(f.quality.score, 3) for f in faces])
+    qualities = [round(p.face.quality.score, 3) for p in probes]
+    return EnrolResult(subject_id, len(probes), qualities)
 
 
 def _check_count(platform: Platform, images: list[bytes]) -> None:
@@ -197,44 +178,41 @@ def _valid_phone(phone: str) -> bool:
     return bool(_PHONE.match(phone)) and 7 <= digits <= 15
 
 
-def _check_same_person(platform: Platform, faces: list[Face]) -> None:
-    for a, b in itertools.combinations(faces, 2):
-        score = a.template.similarity(b.template)
-        if platform.calibration is not None and not meets(
-            platform.calibration, score, SAME_PERSON_FMR
-        ):
+def _check_same_person(platform: Platform, probes: list[Probe]) -> None:
+    for a, b in itertools.combinations(probes, 2):
+        score = a.face.template.similarity(b.face.template)
+        calibration = platform.calibration(a.views[0].reader.info)
+        if calibration is not None and not meets(calibration.unmasked, score, SAME_PERSON_FMR):
             raise InvalidRequest("the images do not show the same person")
 
 
-def _check_not_enrolled(platform: Platform, network: Network, vectors: list[FloatArray]) -> None:
-    table = platform.calibration
-    if table is None:
-        return
-    for vector in vectors:
-        hits = platform.galleries.search(
-            network.id,
-            platform.engine_key,
-            vector,
-            1,
-            accept=lambda found: active_subjects(platform, network.id, found),
-        )
-        if hits and meets(table, hits[0].score, platform.settings.duplicate_fmr):
-            raise DuplicateEnrolment(
-                "this face is already enrolled", existing_subject_id=hits[0].subject_id
+def _check_not_enrolled(platform: Platform, network: Network, faces: list[Vectors]) -> None:
+    """No face may be enrolled already, in any of the network's galleries."""
+    for vectors in faces:
+        for key, vector in vectors.items():
+            calibration = platform.calibration(platform.readers.for_key(key).info)
+            if calibration is None:
+                continue
+            hits = platform.galleries.search(
+                network.id,
+                key,
+                vector,
+                1,
+                accept=lambda found: active_subjects(platform, network.id, found),
             )
+            if hits and meets(calibration.unmasked, hits[0].score, platform.settings.duplicate_fmr):
+                raise DuplicateEnrolment(
+                    "this face is already enrolled", existing_subject_id=hits[0].subject_id
+                )
 
 
 def _check_is_subject(
-    platform: Platform,
-    session: Session,
-    subject: Subject,
-    transform: TemplateTransform,
-    faces: list[Face],
+    platform: Platform, session: Session, subject: Subject, probes: list[SearchProbe]
 ) -> None:
     """Added images must match the subject's enrolled templates."""
-    stored = subject_vectors(platform, session, subject)
-    best = max((float(v @ protected(transform, f)) for v in stored for f in faces), default=-1.0)
-    if stored and not meets(platform.calibration, best, SAME_PERSON_FMR):
+    readings = [subject_candidate(platform, session, subject, p)[0] for p in probes]
+    fmrs = [r.fmr for r in readings if r is not None and not r.below_table]
+    if not fmrs or min(fmrs) > SAME_PERSON_FMR:
         raise InvalidRequest("the images do not show the enrolled subject")
 
 
@@ -272,27 +250,27 @@ def _create_subject(
     return subject
 
 
-def _store_template(
+def store_templates(
     platform: Platform,
     session: Session,
     subject: Subject,
-    vector: FloatArray,
+    vectors: Vectors,
     quality: float,
     source: str,
 ) -> None:
-    info = platform.reader.info
+    """Seal and store one face's template of each engine (the gallery log records them)."""
     key = platform.vault.subject_key(subject)
-    subjects.add_template(
-        session,
-        subject=subject,
-        engine_id=info.id,
-        engine_version=info.version,
-        sealed_vector=seal_vector(
-            key, vector, subject_id=subject.id, engine_key=platform.engine_key
-        ),
-        quality=quality,
-        source=source,
-    )
+    for engine_key, vector in vectors.items():
+        info = platform.readers.for_key(engine_key).info
+        subjects.add_template(
+            session,
+            subject=subject,
+            engine_id=info.id,
+            engine_version=info.version,
+            sealed_vector=seal_vector(key, vector, subject_id=subject.id, engine_key=engine_key),
+            quality=quality,
+            source=source,
+        )
 
 
 def _retain(platform: Platform, session: Session, subject: Subject, images: list[bytes]) -> None:

@@ -310,12 +310,13 @@ def _sealed_best(platform: Platform, view: SessionView, analysis: Analysis) -> b
     if analysis.best is None:  # pragma: no cover - a live analysis always has a best face
         raise ValueError("a live session needs a best face")
     network = network_of(platform, view.network_id)
-    vector = protected(platform.vault.transform(network, platform.reader.info), analysis.best)
+    reader = platform.readers.get(network.engine)
+    vector = protected(platform.vault.transform(network, reader.info), analysis.best)
     return seal_session_vector(
         platform.vault.liveness_key(network),
         vector,
         session_id=view.id,
-        engine_key=platform.engine_key,
+        engine_key=reader.engine_key,
     )
 
 
@@ -419,9 +420,8 @@ def same_face(platform: Platform, faces: Sequence[Face]) -> dict[str, float]:
     for number, face in enumerate(faces[1:], start=2):
         score = first.similarity(face.template)
         lowest = min(lowest, score)
-        if platform.calibration is not None and not meets(
-            platform.calibration, score, SAME_FACE_FMR
-        ):
+        calibration = platform.calibration(platform.reader.info)
+        if calibration is not None and not meets(calibration.unmasked, score, SAME_FACE_FMR):
             raise FaceChanged(f"frame {number} does not show the face of frame 1")
     return {"same_face_min": round(lowest, 4)}
 
@@ -579,7 +579,7 @@ def live_face(
         platform.vault.liveness_key(network),
         sealed,
         session_id=session_id,
-        engine_key=platform.engine_key,
+        engine_key=platform.readers.get(network.engine).engine_key,
     )
     quality = float(evidence.get("best_quality", 0.0))
     return BoundFace(session_id, vector, quality, bool(evidence.get("best_quality_ok", 0.0)))

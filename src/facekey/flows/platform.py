@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import select
 
-from facekey.calibration import shipped_calibration
+from facekey.calibration import Calibrations, EngineCalibration
 from facekey.config import Settings
 from facekey.engines.base import Engine, EngineInfo
-from facekey.evaluation.metrics import CalibrationTable
 from facekey.flows.gallery_source import StoreGallerySource
 from facekey.flows.protection import Vault, engine_key_of
 from facekey.flows.risk import RiskConfig
@@ -36,8 +35,8 @@ _T = TypeVar("_T")
 
 @dataclass
 class FaceReader:
-    """The pipeline of one process, serialised: detectors and interpreters are not
-    thread-safe, and one process computes on one core anyway."""
+    """The pipeline of one engine in one process, serialised: detectors and interpreters are
+    not thread-safe, and one process computes on one core anyway."""
 
     pipeline: FacePipeline
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -45,6 +44,10 @@ class FaceReader:
     @property
     def info(self) -> EngineInfo:
         return self.pipeline.engine.info
+
+    @property
+    def engine_key(self) -> str:
+        return engine_key_of(self.info)
 
     def faces(self, data: bytes) -> tuple[tuple[int, int], list[Face]]:
         """((height, width), faces) of untrusted image bytes."""
@@ -81,16 +84,45 @@ class LivenessReader:
             return work(self._checker)
 
 
+class FaceReaders:
+    """The face readers of one process, one per engine (entry-point name), built on first use.
+
+    An engine's id is its entry-point name, so a template's engine key names its reader too.
+    """
+
+    def __init__(self, settings: Settings, preloaded: Sequence[Engine] = ()) -> None:
+        self._settings = settings
+        self._preloaded = {engine.info.id: engine for engine in preloaded}
+        self._readers: dict[str, FaceReader] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> FaceReader:
+        """The reader of engine ``name`` (loading the engine the first time)."""
+        with self._lock:
+            reader = self._readers.get(name)
+            if reader is None:
+                engine = self._preloaded.get(name)
+                pipeline = FacePipeline.from_settings(
+                    self._settings.model_copy(update={"engine": name}), engine=engine
+                )
+                reader = self._readers[name] = FaceReader(pipeline)
+            return reader
+
+    def for_key(self, engine_key: str) -> FaceReader:
+        """The reader of the engine behind a gallery or template key ``"<id>:<version>"``."""
+        return self.get(engine_key.split(":", 1)[0])
+
+
 @dataclass
 class Platform:
-    """Settings, database, vault, face and liveness readers, calibration and galleries of one
-    process."""
+    """Settings, database, vault, face and liveness readers, calibrations and galleries of
+    one process."""
 
     settings: Settings
     database: Database
     vault: Vault
-    reader: FaceReader
-    calibration: CalibrationTable | None
+    readers: FaceReaders
+    calibrations: Calibrations
     galleries: GalleryRegistry
     quality_policy: QualityPolicy = field(default_factory=QualityPolicy)
     risk_config: RiskConfig = field(default_factory=RiskConfig)
@@ -101,20 +133,21 @@ class Platform:
         cls,
         settings: Settings,
         *,
-        engine: Engine | None = None,
+        engines: Sequence[Engine] = (),
         kek: KeyEncryptionKey | None = None,
     ) -> Platform:
-        """Migrate the database, load the key-encryption key and the engine."""
+        """Migrate the database and load the key-encryption key; engines load on first use.
+
+        ``engines`` are used instead of loading engines of their names (tests share them).
+        """
         database, vault = open_storage(settings, kek=kek)
-        pipeline = FacePipeline.from_settings(settings, engine=engine)
-        info = pipeline.engine.info
+        readers = FaceReaders(settings, engines)
         galleries = GalleryRegistry(
             StoreGallerySource(database, vault),
-            lambda _key: GalleryIndex(info.dimension, hnsw_threshold=settings.hnsw_threshold),
+            lambda key: GalleryIndex(
+                readers.for_key(key).info.dimension, hnsw_threshold=settings.hnsw_threshold
+            ),
         )
-        calibration = shipped_calibration(info)
-        if calibration is None:
-            log.warning("no calibration for %s: identification will never name a match", info.id)
         risk_config = RiskConfig(
             false_charge_target=settings.false_charge_target,
             step_up_false_charge_target=settings.step_up_false_charge_target,
@@ -125,23 +158,37 @@ class Platform:
             settings,
             database,
             vault,
-            FaceReader(pipeline),
-            calibration,
+            readers,
+            Calibrations(settings.data_dir / "calibrations"),
             galleries,
             risk_config=risk_config,
         )
 
     @property
-    def engine_key(self) -> str:
-        return engine_key_of(self.reader.info)
+    def reader(self) -> FaceReader:
+        """The reader of the default engine (faces whose template is not stored or searched)."""
+        return self.readers.get(self.settings.engine)
+
+    def readers_of(self, network: Network) -> list[FaceReader]:
+        """The readers of the network's engines: its own, then the one it migrates to."""
+        return [self.readers.get(name) for name in network.engines]
+
+    def calibration(self, info: EngineInfo) -> EngineCalibration | None:
+        """The calibration tables of an engine version (None: it cannot decide matches)."""
+        found = self.calibrations.for_engine(info)
+        if found is None:
+            log.warning("no calibration for %s %s: it never names a match", info.id, info.version)
+        return found
 
     def warm(self) -> int:
-        """Build every network's gallery now, before traffic; returns how many."""
+        """Build every network's galleries now, before traffic; returns how many networks."""
         with self.database.session() as session:
-            network_ids = list(session.scalars(select(Network.id)))
-        for network_id in network_ids:
-            self.galleries.get(network_id, self.engine_key).refresh()
-        return len(network_ids)
+            networks = list(session.scalars(select(Network)))
+            session.expunge_all()
+        for network in networks:
+            for reader in self.readers_of(network):
+                self.galleries.get(network.id, reader.engine_key).refresh()
+        return len(networks)
 
     def close(self) -> None:
         """Release database connections."""

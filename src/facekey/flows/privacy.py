@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 from facekey.errors import InvalidRequest, NotFound
 from facekey.flows.auditing import log_subject_event
 from facekey.flows.auth import Principal
+from facekey.flows.consent import IMAGE_RETENTION, PURPOSES
 from facekey.flows.platform import Platform
 from facekey.flows.protection import open_text
-from facekey.flows.search import PURPOSES
 from facekey.security.api_keys import Scope
 from facekey.store import audit, subjects
 from facekey.store import checkout as checkout_store
@@ -65,6 +65,8 @@ def withdraw(
         changed = subjects.withdraw_consent(session, subject_id=subject.id, purpose=purpose)
         if purpose == "personalization":
             checkout_store.delete_preferences(session, subject_id=subject.id)
+        if purpose == IMAGE_RETENTION:
+            subjects.delete_retained_images(session, subject_id=subject.id)
         log_subject_event(
             session,
             principal,

@@ -173,6 +173,11 @@ def seal_image(key: bytes, data: bytes, *, subject_id: str) -> bytes:
     return seal(key, data, context=_field_context(subject_id, "image"))
 
 
+def open_image(key: bytes, sealed: bytes, *, subject_id: str) -> bytes:
+    """Open a retained enrolment image."""
+    return open_sealed(key, sealed, context=_field_context(subject_id, "image"))
+
+
 def _network_context(network_id: str) -> bytes:
     return f"network:{network_id}".encode()
 

@@ -2,9 +2,10 @@
 
 Pure and versioned: no database, no HTTP, no I/O. The checkout flow searches the gallery,
 re-checks every hit against the database (subject active, payment consent, merchant not
-excluded), counts recent approvals, and hands the facts to :func:`decide` with the engine's
-:class:`~facekey.evaluation.metrics.CalibrationTable`. Every :class:`Decision` carries
-:data:`POLICY_VERSION`; any change of a rule or a default below bumps it.
+excluded), reads each hit's score through the calibration table of its engine and condition
+(:func:`read_candidates`), counts recent approvals, and hands the facts to :func:`decide`.
+Every :class:`Decision` carries :data:`POLICY_VERSION`; any change of a rule or a default
+below bumps it.
 
 The math
 --------
@@ -41,6 +42,10 @@ and that is the chance of charging the wrong person if the best candidate is app
   can only make the policy stricter. ``FMR₂`` is read as the table returns it (clamped to the
   lowest point's FMR below it), which can only make the ratio smaller. Equalities are allowed
   with a relative tolerance of 1e-9 so that a score exactly at a threshold passes.
+* **Several tables in one search.** Candidates are compared by their FMR, not their score, so
+  one search may span galleries of two engines (while a network migrates) or conditions
+  (a masked probe is read with the masked table): each candidate's score is read through its
+  own table, the candidates are ordered by FMR, and ``N`` counts every template searched.
 * **Plausible face.** ``FMR₁ ≤ min_match_fmr`` (default 1e-2; ≈ 98.8 % of genuine dlib
   comparisons reach it) means the face is worth a step-up; above it the result is "no match".
 
@@ -71,24 +76,26 @@ Velocity counts are approvals *before* this request in the caller's window of
 
 Inputs the caller must get right
 --------------------------------
-* ``candidates`` hold one entry per subject (its best score), best first, after the re-checks;
-  search with k ≥ 2 so that the margin can be judged.
+* ``candidates`` hold one entry per subject (its best score), best (lowest FMR) first, after
+  the re-checks; search with k ≥ 2 so that the margin can be judged.
 * ``gallery_size`` counts the non-mated comparisons the search could have made: the number of
   subjects searched when a subject's score comes from one template, the number of templates
   when it is the maximum over several (the union bound then runs over templates).
-* The calibration table must belong to the engine version that produced the scores.
+* Each candidate must be read with the table of the engine version that produced its score
+  and of the condition of the two faces (:func:`read_candidates`).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import pairwise
 from typing import Literal, NamedTuple, get_args
 
-from facekey.evaluation.metrics import CalibrationTable
+from facekey.calibration import CalibrationTable
 
 __all__ = [
     "POLICY_VERSION",
@@ -104,12 +111,16 @@ __all__ = [
     "SearchKind",
     "SearchOutcome",
     "StepUpMethod",
+    "best_fmr",
     "decide",
     "estimated_false_match",
     "evaluate_face_only",
     "evaluate_step_up",
     "margin_holds",
     "max_face_only_gallery",
+    "names_a_match",
+    "rank_candidates",
+    "read_candidates",
     "required_fmr",
 ]
 
@@ -148,21 +159,59 @@ class Reason(StrEnum):
 
 
 class Candidate(NamedTuple):
-    """One re-checked search hit: a subject and its similarity score."""
+    """One re-checked search hit, read through the calibration table of its comparison.
+
+    ``fmr`` is the table's FMR at ``score`` (clamped at both ends of the table);
+    ``below_table`` says the score is under the table's lowest point and ``fmr_is_bound`` that
+    it is at or above its highest (``fmr`` is then only an upper bound). ``calibration`` names
+    the table: engine/version/condition.
+    """
 
     subject_id: str
     score: float
+    fmr: float
+    below_table: bool = False
+    fmr_is_bound: bool = False
+    calibration: str = ""
+
+
+def read_candidates(
+    hits: Iterable[tuple[str, float]], table: CalibrationTable
+) -> tuple[Candidate, ...]:
+    """Hits ``(subject_id, score)`` read through ``table``, best (lowest FMR) first."""
+    name = f"{table.engine}/{table.engine_version}/{table.condition}"
+    read = (
+        Candidate(
+            subject_id,
+            score,
+            table.fmr_at(score),
+            score < table.points[0][0],
+            table.is_upper_bound(score),
+            name,
+        )
+        for subject_id, score in hits
+    )
+    return rank_candidates(read)
+
+
+def rank_candidates(candidates: Iterable[Candidate]) -> tuple[Candidate, ...]:
+    """Candidates best first, one per subject (its lowest FMR), from any number of tables."""
+    best: dict[str, Candidate] = {}
+    for candidate in sorted(candidates, key=lambda c: (c.fmr, -c.score)):
+        best.setdefault(candidate.subject_id, candidate)
+    return tuple(best.values())
 
 
 @dataclass(frozen=True)
 class SearchOutcome:
     """What a gallery search found.
 
-    ``candidates`` are ``(subject_id, score)`` pairs, best first, one per subject, already
-    re-checked. ``gallery_size`` is N: subjects searched (the bucket size for ``"bucket"``).
+    ``candidates`` are :class:`Candidate` readings, best (lowest FMR) first, one per subject,
+    already re-checked. ``gallery_size`` is N: templates searched (the bucket size for
+    ``"bucket"``).
     """
 
-    candidates: tuple[tuple[str, float], ...]
+    candidates: tuple[Candidate, ...]
     gallery_size: int
     kind: SearchKind = "face_only"
 
@@ -174,12 +223,15 @@ class SearchOutcome:
             raise ValueError(
                 f"{len(self.candidates)} candidates from a gallery of {self.gallery_size}"
             )
-        scores = [score for _, score in self.candidates]
-        if not all(math.isfinite(score) for score in scores):
-            raise ValueError("candidate scores must be finite")
-        if any(later > earlier for earlier, later in pairwise(scores)):
-            raise ValueError("candidates must be sorted best first")
-        subjects = [subject for subject, _ in self.candidates]
+        values = [value for c in self.candidates for value in (c.score, c.fmr)]
+        if not all(math.isfinite(value) for value in values):
+            raise ValueError("candidate scores and FMRs must be finite")
+        if not all(0.0 < c.fmr <= 1.0 for c in self.candidates):
+            raise ValueError("candidate FMRs must be in (0, 1]")
+        fmrs = [c.fmr for c in self.candidates]
+        if any(later < earlier for earlier, later in pairwise(fmrs)):
+            raise ValueError("candidates must be sorted best (lowest FMR) first")
+        subjects = [c.subject_id for c in self.candidates]
         if len(set(subjects)) != len(subjects) or not all(subjects):
             raise ValueError("candidates need distinct, non-empty subject ids")
 
@@ -305,14 +357,16 @@ def _at_most(value: float, limit: float) -> bool:
     return value <= limit * (1.0 + _TOLERANCE)
 
 
-def _best_fmr(table: CalibrationTable, score: float) -> float:
-    """FMR of the best score, read high: 1 below the table, its bound above it."""
-    return 1.0 if score < table.points[0][0] else table.fmr_at(score)
+def best_fmr(candidate: Candidate) -> float:
+    """FMR of a best candidate, read high: 1 below its table, its bound above it."""
+    return 1.0 if candidate.below_table else candidate.fmr
 
 
-def _threshold(table: CalibrationTable, fmr: float) -> float | None:
-    """The score for ``fmr``, or None when the table cannot vouch for so low an FMR."""
-    return table.threshold_for(fmr) if _at_most(table.min_fmr, fmr) else None
+def names_a_match(search: SearchOutcome, target: float, margin_fmr_ratio: float) -> bool:
+    """Whether the best candidate may be named: N · FMR₁ within ``target`` and the margin
+    holding (rules 10 and 11; identification uses them without the checkout's other rules)."""
+    match = _Match.of(search)
+    return match.meets(target) and match.margin_ok(margin_fmr_ratio)
 
 
 @dataclass(frozen=True)
@@ -326,17 +380,15 @@ class _Match:
     estimate: float | None
 
     @classmethod
-    def of(cls, search: SearchOutcome, table: CalibrationTable) -> _Match:
-        """Read the search result through the calibration table."""
-        hits = [Candidate(subject, score) for subject, score in search.candidates[:2]]
+    def of(cls, search: SearchOutcome) -> _Match:
+        """The best two candidates and their FMRs (the best read high)."""
+        hits = search.candidates[:2]
         best = hits[0] if hits else None
         second = hits[1] if len(hits) > 1 else None
-        best_fmr = None if best is None else _best_fmr(table, best.score)
-        second_fmr = None if second is None else table.fmr_at(second.score)
-        estimate = (
-            None if best_fmr is None else estimated_false_match(search.gallery_size, best_fmr)
-        )
-        return cls(best, second, best_fmr, second_fmr, estimate)
+        first = None if best is None else best_fmr(best)
+        second_fmr = None if second is None else second.fmr
+        estimate = None if first is None else estimated_false_match(search.gallery_size, first)
+        return cls(best, second, first, second_fmr, estimate)
 
     def margin_ok(self, ratio: float) -> bool:
         """Whether the margin rule holds (False without candidates)."""
@@ -437,9 +489,7 @@ def _step_up_method(inputs: RiskInput, config: RiskConfig) -> StepUpMethod:
 # --------------------------------------------------------------------------- evidence
 
 
-def _evidence(
-    inputs: RiskInput, table: CalibrationTable, config: RiskConfig, match: _Match, target: float
-) -> Evidence:
+def _evidence(inputs: RiskInput, config: RiskConfig, match: _Match, target: float) -> Evidence:
     """The numbers behind a decision, for the audit log (no identities, no templates)."""
     n = inputs.search.gallery_size
     ratio = None
@@ -447,22 +497,20 @@ def _evidence(
         ratio = match.second_fmr / match.best_fmr
     return {
         "search": inputs.search.kind,
-        "calibration": f"{table.engine}/{table.engine_version}",
+        "calibration": None if match.best is None else match.best.calibration,
         "gallery_size": n,
         "candidates": len(inputs.search.candidates),
         "best_score": None if match.best is None else match.best.score,
         "best_fmr": match.best_fmr,
-        "best_fmr_is_bound": None if match.best is None else _bound_flag(table, match.best),
+        "best_fmr_is_bound": None if match.best is None else int(match.best.fmr_is_bound),
         "second_score": None if match.second is None else match.second.score,
         "second_fmr": match.second_fmr,
         "fmr_ratio": ratio,
         "estimated_false_match": match.estimate,
         "false_charge_target": target,
         "required_fmr": required_fmr(n, target),
-        "match_threshold": _threshold(table, required_fmr(n, target)),
         "margin_fmr_ratio": config.margin_fmr_ratio,
         "min_match_fmr": config.min_match_fmr,
-        "min_match_threshold": _threshold(table, config.min_match_fmr),
         "amount_minor": inputs.amount_minor,
         "currency": inputs.currency,
         "step_up_amount_minor": config.step_up_amount_minor,
@@ -472,31 +520,22 @@ def _evidence(
     }
 
 
-def _bound_flag(table: CalibrationTable, best: Candidate) -> int:
-    """1 when the best FMR is only an upper bound (score at or above the table's top)."""
-    return int(table.is_upper_bound(best.score))
-
-
 # --------------------------------------------------------------------------- entry points
 
 
-def decide(
-    inputs: RiskInput, table: CalibrationTable, config: RiskConfig | None = None
-) -> Decision:
+def decide(inputs: RiskInput, config: RiskConfig | None = None) -> Decision:
     """Decide a checkout with the rules of the search's kind (face-only or bucket)."""
     config = RiskConfig() if config is None else config
     if inputs.search.kind == "bucket":
-        return evaluate_step_up(inputs, table, config)
-    return evaluate_face_only(inputs, table, config)
+        return evaluate_step_up(inputs, config)
+    return evaluate_face_only(inputs, config)
 
 
-def evaluate_face_only(
-    inputs: RiskInput, table: CalibrationTable, config: RiskConfig | None = None
-) -> Decision:
+def evaluate_face_only(inputs: RiskInput, config: RiskConfig | None = None) -> Decision:
     """Apply rules 1-12 (module docstring) to a face-only search of the whole gallery."""
     config = RiskConfig() if config is None else config
-    match = _Match.of(inputs.search, table)
-    evidence = _evidence(inputs, table, config, match, config.false_charge_target)
+    match = _Match.of(inputs.search)
+    evidence = _evidence(inputs, config, match, config.false_charge_target)
     declined = (
         _gate(inputs, config, match)
         or _no_match(match, config)
@@ -512,13 +551,11 @@ def evaluate_face_only(
     return _decision("approved", Reason.FACE_MATCH, _subject(match), evidence)
 
 
-def evaluate_step_up(
-    inputs: RiskInput, table: CalibrationTable, config: RiskConfig | None = None
-) -> Decision:
+def evaluate_step_up(inputs: RiskInput, config: RiskConfig | None = None) -> Decision:
     """Decide on the bucket search after a step-up; N is the bucket size."""
     config = RiskConfig() if config is None else config
-    match = _Match.of(inputs.search, table)
-    evidence = _evidence(inputs, table, config, match, config.step_up_false_charge_target)
+    match = _Match.of(inputs.search)
+    evidence = _evidence(inputs, config, match, config.step_up_false_charge_target)
     declined = (
         _gate(inputs, config, match)
         or _no_match_in_bucket(match, config)

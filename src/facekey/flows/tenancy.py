@@ -14,8 +14,14 @@ from facekey.store.database import Database
 from facekey.store.tables import new_id
 
 
-def create_network(database: Database, vault: Vault, name: str) -> dict[str, Any]:
-    """A new network with one API key per scope; the keys are shown only here."""
+def create_network(
+    database: Database, vault: Vault, name: str, *, engine: str, retain_images: bool = False
+) -> dict[str, Any]:
+    """A new network with one API key per scope; the keys are shown only here.
+
+    ``engine`` is the recognition engine of its galleries; ``retain_images`` keeps enrolment
+    images, sealed, of the subjects who consent to it, for re-templating with another engine.
+    """
     network_id = new_id()
     with database.session() as session:
         network = tenants.create_network(
@@ -24,6 +30,8 @@ def create_network(database: Database, vault: Vault, name: str) -> dict[str, Any
             name=name,
             wrapped_transform_secret=vault.new_network_secret(network_id),
             kek_id=vault.kek.key_id,
+            engine=engine,
+            retain_images=retain_images,
         )
         keys = _issue_keys(session, network.id, list(Scope))
         audit.append_event(
@@ -33,9 +41,15 @@ def create_network(database: Database, vault: Vault, name: str) -> dict[str, Any
             action="network.create",
             subject_pseudonym=None,
             outcome="created",
-            details={"name": name},
+            details={"name": name, "engine": engine, "retain_images": retain_images},
         )
-    return {"network_id": network_id, "name": name, "api_keys": keys}
+    return {
+        "network_id": network_id,
+        "name": name,
+        "engine": engine,
+        "retain_images": retain_images,
+        "api_keys": keys,
+    }
 
 
 def rotate_keys(

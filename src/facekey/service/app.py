@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         owned = platform is None
         app.state.platform = platform or Platform.open(settings)
         networks = app.state.platform.warm()
-        log.info("facekey ready: engine %s, %d networks", app.state.platform.engine_key, networks)
+        log.info("facekey ready: %d networks, default engine %s", networks, settings.engine)
         try:
             yield
         finally:

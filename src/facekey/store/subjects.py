@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from facekey.errors import SubjectNotActive
@@ -157,6 +157,12 @@ def retained_images_of(session: Session, *, subject_id: str) -> list[RetainedIma
     return list(session.scalars(stmt))
 
 
+def delete_retained_images(session: Session, *, subject_id: str) -> int:
+    """Destroy the subject's retained images; returns how many there were."""
+    result = session.execute(delete(RetainedImage).where(RetainedImage.subject_id == subject_id))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def grant_consent(
     session: Session,
     *,
@@ -247,3 +253,93 @@ def subjects_with_purpose(
         .distinct()
     )
     return set(session.scalars(stmt))
+
+
+def remove_templates(
+    session: Session, *, subject_id: str, network_id: str, engine_id: str, engine_version: str
+) -> int:
+    """Delete the subject's templates of one engine and log their removal from its gallery."""
+    stmt = select(Template).where(
+        Template.subject_id == subject_id,
+        Template.engine_id == engine_id,
+        Template.engine_version == engine_version,
+    )
+    removed = list(session.scalars(stmt))
+    key = engine_key(engine_id, engine_version)
+    for template in removed:
+        record_change(
+            session,
+            network_id=network_id,
+            engine_key=key,
+            kind="remove_template",
+            subject_id=subject_id,
+            template_id=template.id,
+        )
+        session.delete(template)
+    session.flush()
+    return len(removed)
+
+
+def engine_counts(session: Session, *, network_id: str) -> dict[str, tuple[int, int]]:
+    """Per engine key: (active subjects with a template, templates) of the network."""
+    stmt = (
+        select(
+            Template.engine_id,
+            Template.engine_version,
+            func.count(func.distinct(Template.subject_id)),
+            func.count(Template.id),
+        )
+        .join(Subject, Subject.id == Template.subject_id)
+        .where(Template.network_id == network_id, Subject.status == "active")
+        .group_by(Template.engine_id, Template.engine_version)
+    )
+    return {engine_key(e, v): (int(s), int(t)) for e, v, s, t in session.execute(stmt)}
+
+
+def subjects_without_engine(
+    session: Session,
+    *,
+    network_id: str,
+    engine_id: str,
+    engine_version: str,
+    with_retained_images: bool = False,
+    limit: int | None = None,
+) -> list[str]:
+    """Active subjects of the network with no template of this engine (oldest first)."""
+    has = select(Template.id).where(
+        Template.subject_id == Subject.id,
+        Template.engine_id == engine_id,
+        Template.engine_version == engine_version,
+    )
+    stmt = select(Subject.id).where(
+        Subject.network_id == network_id, Subject.status == "active", ~has.exists()
+    )
+    if with_retained_images:
+        kept = select(RetainedImage.id).where(RetainedImage.subject_id == Subject.id)
+        stmt = stmt.where(kept.exists())
+    stmt = stmt.order_by(Subject.created_at, Subject.id).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def subjects_with_engine(
+    session: Session, *, network_id: str, engine_id: str, engine_version: str
+) -> list[str]:
+    """Subjects of the network (erased ones included) holding a template of this engine."""
+    stmt = (
+        select(Template.subject_id)
+        .where(
+            Template.network_id == network_id,
+            Template.engine_id == engine_id,
+            Template.engine_version == engine_version,
+        )
+        .distinct()
+    )
+    return list(session.scalars(stmt))
+
+
+def count_active(session: Session, *, network_id: str) -> int:
+    """How many active subjects the network has."""
+    stmt = select(func.count(Subject.id)).where(
+        Subject.network_id == network_id, Subject.status == "active"
+    )
+    return int(session.scalar(stmt) or 0)

@@ -42,7 +42,7 @@ NAMING_CONVENTION = {
 }
 
 SUBJECT_STATUSES = ("active", "erased")
-TEMPLATE_SOURCES = ("enrolment", "added", "liveness")
+TEMPLATE_SOURCES = ("enrolment", "added", "liveness", "retemplated", "retained")
 CHANGE_KINDS = ("add", "remove_subject", "remove_template")
 AUTHORIZATION_STATUSES = ("final", "pending_step_up")
 AUTHORIZATION_DECISIONS = ("approved", "step_up", "declined")
@@ -124,6 +124,25 @@ class Network(Base):
     #: The secret behind phone buckets and customer ids, once the transform has been renewed
     #: (until then the transform's first secret serves both).
     wrapped_pseudonym_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: The recognition engine (its entry-point name) the network's galleries use.
+    engine: Mapped[str] = mapped_column(String(100))
+    #: The engine the network is moving to; both galleries are searched until it ends.
+    migration_engine: Mapped[str | None] = mapped_column(String(100))
+    #: Whether enrolment images are kept, sealed, for re-templating with another engine
+    #: (only for subjects who consent to it).
+    retain_images: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    @property
+    def engines(self) -> tuple[str, ...]:
+        """The engines whose galleries are searched: the network's, then the one it moves to."""
+        return (
+            (self.engine,)
+            if self.migration_engine is None
+            else (
+                self.engine,
+                self.migration_engine,
+            )
+        )
 
 
 class Merchant(Base):

@@ -16,6 +16,8 @@ def create_network(
     name: str,
     wrapped_transform_secret: bytes,
     kek_id: str,
+    engine: str,
+    retain_images: bool = False,
     network_id: str | None = None,
 ) -> Network:
     """Add a network; ``wrapped_transform_secret`` is already wrapped by the KEK ``kek_id``.
@@ -27,6 +29,8 @@ def create_network(
         name=name,
         wrapped_transform_secret=wrapped_transform_secret,
         kek_id=kek_id,
+        engine=engine,
+        retain_images=retain_images,
     )
     session.add(network)
     session.flush()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facekey.vision.landmarks import eye_centers
+from facekey.vision.occlusion import MASK_MODEL
 from facekey.vision.types import FloatArray, ImageArray
 
 # Coarse pose from the 5 points, fitted against the 468-point mesh's head pose on 400 LFW
@@ -32,6 +33,13 @@ class Quality:
     clipped_fraction: float
     yaw_deg: float
     pitch_deg: float
+    #: Probability that the face wears a mask (:mod:`facekey.vision.occlusion`).
+    mask_probability: float = 0.0
+
+    @property
+    def masked(self) -> bool:
+        """Whether the face counts as masked (its comparisons read the masked tables)."""
+        return self.mask_probability >= MASK_MODEL.threshold
 
     @property
     def score(self) -> float:
@@ -54,6 +62,9 @@ class QualityPolicy:
     max_clipped_fraction: float = 0.25
     max_yaw_deg: float = 35.0
     max_pitch_deg: float = 30.0
+    #: Enrolment refuses masked faces: every gallery template is of an unmasked face, so a
+    #: comparison's condition is the probe's (unmasked, or masked against unmasked).
+    allow_masks: bool = False
 
     def problems(self, quality: Quality) -> list[str]:
         """Why ``quality`` falls short; empty when the face is good enough."""
@@ -65,11 +76,14 @@ class QualityPolicy:
             (quality.clipped_fraction > self.max_clipped_fraction, "face over- or under-exposed"),
             (abs(quality.yaw_deg) > self.max_yaw_deg, "head turned sideways"),
             (abs(quality.pitch_deg) > self.max_pitch_deg, "head tilted up or down"),
+            (quality.masked and not self.allow_masks, "face covered by a mask"),
         ]
         return [reason for failed, reason in checks if failed]
 
 
-def measure_quality(landmarks: FloatArray, chip: ImageArray) -> Quality:
+def measure_quality(
+    landmarks: FloatArray, chip: ImageArray, mask_probability: float = 0.0
+) -> Quality:
     """Quality of one face from its 5 landmarks (image pixels) and its aligned chip."""
     left, right = eye_centers(landmarks)
     eye_distance = float(np.linalg.norm(right - left))
@@ -83,6 +97,7 @@ def measure_quality(landmarks: FloatArray, chip: ImageArray) -> Quality:
         clipped_fraction=float(np.mean((inner <= 5) | (inner >= 250))),
         yaw_deg=yaw,
         pitch_deg=pitch,
+        mask_probability=mask_probability,
     )
 
 

@@ -19,7 +19,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database answers and the engine is loaded")
+@router.get("/readyz", summary="The database answers and the default engine is loaded")
 async def readyz(platform: PlatformDep) -> Response:
     def check() -> bool:
         with platform.database.session() as session:
@@ -34,7 +34,7 @@ async def readyz(platform: PlatformDep) -> Response:
             status_code=503,
             media_type="application/json",
         )
-    body = {"status": "ready", "engine": platform.engine_key, "worker": os.getpid()}
+    body = {"status": "ready", "engine": platform.reader.engine_key, "worker": os.getpid()}
     return Response(json.dumps(body), media_type="application/json")
 
 

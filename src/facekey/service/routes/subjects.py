@@ -6,10 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
 
 from facekey.errors import InvalidRequest
 from facekey.flows import enrol as enrol_flow
-from facekey.flows import privacy, search
+from facekey.flows import privacy, verification
+from facekey.flows.consent import ConsentRequest
 from facekey.service.deps import (
     EnrolKey,
     PlatformDep,
@@ -48,7 +50,7 @@ async def create_subject(
     pin: Annotated[str | None, Form(description="4–8 digits for the checkout step-up")] = None,
 ) -> dict[str, Any]:
     request = enrol_flow.EnrolRequest(
-        consent=enrol_flow.ConsentRequest.parse(consent),
+        consent=ConsentRequest.parse(consent),
         images=await _images(platform, images or []),
         phone=form_text(phone, "phone", max_length=40),
         payment_token=form_text(payment_token, "payment_token", max_length=200),
@@ -80,15 +82,33 @@ async def add_images(
     }
 
 
-@router.post("/{subject_id}/verify", summary="1:1 verification against one subject")
+class VerifyAnswer(BaseModel):
+    """A 1:1 decision: ``match`` when k · FMR(score) is within ``fmr_target``."""
+
+    match: bool
+    score: float
+    fmr: float | None
+    fmr_target: float
+
+
+@router.post(
+    "/{subject_id}/verify",
+    summary="1:1 verification against one subject who consents to the purpose",
+    response_model=VerifyAnswer,
+)
 async def verify(
     subject_id: str,
     platform: PlatformDep,
     principal: VerifyKey,
     image: Annotated[UploadFile, File()],
-) -> dict[str, Any]:
+    purpose: Annotated[str, Form(description="payment or personalization")],
+) -> VerifyAnswer:
     data = await read_upload(image, platform, name="image")
-    return await run_in_threadpool(search.verify, platform, principal, subject_id, data)
+    wanted = form_text(purpose, "purpose", max_length=40) or ""
+    result = await run_in_threadpool(
+        lambda: verification.verify(platform, principal, subject_id, data, purpose=wanted)
+    )
+    return VerifyAnswer(**vars(result))
 
 
 @router.get("/{subject_id}/export", summary="Everything held about a subject (GDPR Art. 15)")
