@@ -542,6 +542,46 @@ def simulate_checkout(
     _emit(result)
 
 
+@simulate_app.command("migration")
+def simulate_migration(
+    images: ImagesOpt,
+    enrolled: Annotated[
+        int, typer.Option("--enrolled", min=1, help="Customers asked to enrol.")
+    ] = 1000,
+    retention_share: Annotated[
+        float,
+        typer.Option(
+            "--retention-share", min=0.0, max=1.0, help="Share consenting to image retention."
+        ),
+    ] = 0.5,
+    source: Annotated[str, typer.Option("--from", help="The engine the network starts on.")] = (
+        "dlib-resnet-v1"
+    ),
+    target: Annotated[str, typer.Option("--to", help="The engine it moves to.")] = (
+        "face-reid-0095"
+    ),
+    out: Annotated[
+        Path | None, typer.Option("--out", file_okay=False, help="Write migration.json/.md.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random choices.")] = 7,
+) -> None:
+    """A network moves between engines while its customers pay (simulated on real faces)."""
+    from facekey.engines.registry import check_engine_name
+    from facekey.evaluation.simulate_migration import run_migration_simulation
+
+    result = run_migration_simulation(
+        images=images,
+        enrolled=enrolled,
+        retention_share=retention_share,
+        source=check_engine_name(source),
+        target=check_engine_name(target),
+        out_dir=out,
+        seed=seed,
+    )
+    result.pop("machine")
+    _emit(result)
+
+
 ServerOpt = Annotated[str, typer.Option("--server", envvar="FACEKEY_SERVER")]
 KeyOpt = Annotated[str, typer.Option("--key", envvar="FACEKEY_API_KEY", help="An API key.")]
 

@@ -50,8 +50,9 @@ class Settings(BaseSettings):
     hnsw_threshold: int = Field(default=50_000, gt=0)
     #: Checkout: estimated false-charge probability allowed per face-only transaction.
     false_charge_target: float = Field(default=1e-5, gt=0, lt=1)
-    #: Checkout: the same for the search of a step-up bucket (phone digits or PIN).
-    step_up_false_charge_target: float = Field(default=1e-5, gt=0, lt=1)
+    #: Checkout: per step-up attempt, the chance that the face of someone who knows the
+    #: customer's phone digits (or PIN) passes as theirs (docs/risk-policy.md, threat model).
+    step_up_false_charge_target: float = Field(default=1e-3, gt=0, lt=1)
     #: Checkout: amounts above this (minor units) always need a step-up.
     step_up_amount_minor: int = Field(default=10_000, ge=0)
     #: Checkout: amounts above this are declined.

@@ -26,7 +26,7 @@ from facekey.vision.occlusion import mask_probability
 from facekey.vision.quality import Quality, measure_quality
 from facekey.vision.types import Detection, FloatArray, ImageArray
 
-STAGES = ("decode", "detect", "landmarks", "align", "embed")
+STAGES = ("decode", "detect", "landmarks", "align", "embed", "quality")
 
 
 @dataclass(frozen=True)
@@ -101,12 +101,13 @@ class FacePipeline:
             )
         with timer.stage("embed"):
             vectors = self.engine.embed(chips)
-        faces = [
-            self._face(image, detection, shape, chip, vector)
-            for detection, shape, chip, vector in zip(
-                detections, shapes, chips, vectors, strict=True
-            )
-        ]
+        with timer.stage("quality"):
+            faces = [
+                self._face(image, detection, shape, chip, vector)
+                for detection, shape, chip, vector in zip(
+                    detections, shapes, chips, vectors, strict=True
+                )
+            ]
         return sorted(faces, key=lambda f: f.quality.eye_distance_px, reverse=True)
 
     def _face(

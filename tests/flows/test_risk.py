@@ -82,7 +82,7 @@ def _inputs(
 def _check(decision: Decision, kind: str, reason: Reason, subject: str | None = None) -> Decision:
     assert (decision.decision, decision.reason) == (kind, str(reason))
     assert decision.subject_id == subject
-    assert decision.policy_version == POLICY_VERSION == "risk-1"
+    assert decision.policy_version == POLICY_VERSION == "risk-2"
     return decision
 
 
@@ -297,6 +297,9 @@ def test_a_decline_beats_any_step_up() -> None:
 
 # --------------------------------------------------------------------------- bucket rules
 
+#: The bucket rules with a step-up target of 1e-5 (the default is 1e-3, docs/risk-policy.md).
+STRICT = RiskConfig(step_up_false_charge_target=1e-5)
+
 
 BUCKET_CASES: list[tuple[str, dict[str, Any], str, Reason, str | None]] = [
     (
@@ -372,16 +375,16 @@ def test_bucket_rules(
 ) -> None:
     base: dict[str, Any] = {"gallery_size": 3, "kind": "bucket"}
     inputs = _inputs(**(base | overrides))
-    decision = decide(inputs)
+    decision = decide(inputs, STRICT)
     _check(decision, kind, reason, subject)
     assert decision.step_up_method is None
     assert decision.evidence["search"] == "bucket"
-    assert evaluate_step_up(inputs) == decision
+    assert evaluate_step_up(inputs, STRICT) == decision
 
 
 def test_bucket_uses_its_own_target() -> None:
     inputs = _inputs((("alice", 0.9),), 5, kind="bucket")  # 5 x 1e-5 = 5e-5
-    _check(decide(inputs), "declined", Reason.NO_MATCH_IN_BUCKET)
+    _check(decide(inputs, STRICT), "declined", Reason.NO_MATCH_IN_BUCKET)
     loose = RiskConfig(step_up_false_charge_target=1e-4, false_charge_target=1e-9)
     decision = _check(decide(inputs, loose), "approved", Reason.STEP_UP_MATCH, "alice")
     assert decision.evidence["false_charge_target"] == 1e-4
@@ -598,7 +601,7 @@ def test_config_validation(settings: dict[str, Any]) -> None:
 def test_defaults() -> None:
     config = RiskConfig()
     assert config.false_charge_target == 1e-5
-    assert config.step_up_false_charge_target == 1e-5
+    assert config.step_up_false_charge_target == 1e-3
     assert config.margin_fmr_ratio == 100.0
     assert config.min_match_fmr == 1e-2
     assert config.step_up_amount_minor == 10_000

@@ -1,8 +1,10 @@
 """``facekey bench``: per-stage latency and throughput of the pipeline, with a yardstick.
 
-Everything is measured in one run on the same images: facekey's stages in this process,
-facekey's throughput with 1 and 2 worker processes, and the face_recognition library's
-pipeline (HOG upsample 1, 5-point landmarks, dlib's ResNet) in a worker process of its own.
+Everything is measured in one run on the same images, for each engine: facekey's stages in
+this process, the embedding of one face alone, and the throughput with 1 and 2 worker
+processes; then the face_recognition library's pipeline (HOG upsample 1, 5-point landmarks,
+dlib's ResNet) in a worker process of its own, the yardstick for dlib-resnet-v1 (the same
+network).
 """
 
 from __future__ import annotations
@@ -15,14 +17,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from facekey.config import Settings
 from facekey.evaluation.bench_report import render_benchmarks_page
 from facekey.evaluation.datasets import image_files
 from facekey.evaluation.machine import machine_info
+from facekey.imaging import decode_image
 from facekey.pipeline import STAGES, FacePipeline, StageTimer
 from facekey.workers import process_pool
 
 WARMUP = 5
+#: dlib-resnet-v1 is the same network as face_recognition's: the yardstick compares it.
+YARDSTICK_ENGINE = "dlib-resnet-v1"
+ENGINES = (YARDSTICK_ENGINE, "face-reid-0095")
 
 
 class _Worker:
@@ -39,20 +47,21 @@ def run_bench(
     docs: Path | None = None,
     yardstick: bool = True,
     settings: Settings | None = None,
+    engines: Sequence[str] = ENGINES,
 ) -> dict[str, Any]:
     """Run the benchmark, write ``bench.json`` (and the docs page); return the results."""
     settings = settings or Settings()
     paths = sample_images(images, limit)
     payloads = [p.read_bytes() for p in paths]
     result: dict[str, Any] = {"images": len(paths), "image_folder": str(images)}
-    result |= _stage_latency(payloads, settings)
-    result["images_per_s"] = {str(n): _throughput(payloads, settings, n) for n in (1, 2)}
-    result["scaling_2_vs_1"] = round(result["images_per_s"]["2"] / result["images_per_s"]["1"], 2)
-    if yardstick:
-        result |= _yardstick(payloads, result["end_to_end_ms_p50"])
+    result["engines"] = {
+        name: _engine(payloads, settings.model_copy(update={"engine": name})) for name in engines
+    }
+    if yardstick and YARDSTICK_ENGINE in engines:
+        ours = result["engines"][YARDSTICK_ENGINE]["end_to_end_ms_p50"]
+        result |= _yardstick(payloads, ours)
     result["machine"] = machine_info()
     result["settings"] = {
-        "engine": settings.engine,
         "detectors": list(settings.detectors),
         "dlib_backend": settings.dlib_backend,
     }
@@ -75,6 +84,34 @@ def sample_images(folder: Path, limit: int) -> list[Path]:
 
 def _p50(values: Sequence[float]) -> float:
     return round(statistics.median(values), 3) if values else float("nan")
+
+
+def _engine(payloads: list[bytes], settings: Settings) -> dict[str, Any]:
+    """One engine's latency per stage, per embedded face, and throughput."""
+    result = _stage_latency(payloads, settings)
+    result["embed_ms_per_face"] = _embedding_alone(payloads, settings)
+    result["images_per_s"] = {str(n): _throughput(payloads, settings, n) for n in (1, 2)}
+    result["scaling_2_vs_1"] = round(result["images_per_s"]["2"] / result["images_per_s"]["1"], 2)
+    return result
+
+
+def _embedding_alone(payloads: list[bytes], settings: Settings) -> float:
+    """Median milliseconds to embed one aligned chip, a chip per call."""
+    pipeline = FacePipeline.from_settings(settings)
+    chips = []
+    for data in payloads:
+        image = decode_image(data, pipeline.limits)
+        for detection in pipeline.detector.detect(image)[:1]:
+            points = pipeline.landmarker.locate(image, detection)
+            chips.append(pipeline.engine.align(image, points, detection))
+    for chip in chips[:WARMUP]:
+        pipeline.engine.embed(chip[np.newaxis])
+    timings = []
+    for chip in chips:
+        start = time.perf_counter()
+        pipeline.engine.embed(chip[np.newaxis])
+        timings.append((time.perf_counter() - start) * 1000.0)
+    return _p50(timings)
 
 
 def _stage_latency(payloads: list[bytes], settings: Settings) -> dict[str, Any]:

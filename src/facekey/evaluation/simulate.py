@@ -28,14 +28,14 @@ from typing import Any
 from PIL import Image
 
 from facekey.config import Settings
-from facekey.errors import FaceError, FacekeyError
+from facekey.errors import FaceError, FacekeyError, InvalidRequest
 from facekey.evaluation.datasets import labelled_images
 from facekey.evaluation.machine import machine_info
 from facekey.evaluation.pairs import NO_MASK, read_mask_labels
 from facekey.evaluation.progress import progress_bar
 from facekey.flows import checkout as checkout_flow
 from facekey.flows.auth import Principal
-from facekey.flows.consent import ConsentRequest
+from facekey.flows.consent import ConsentRequest, Purpose
 from facekey.flows.devices import DeviceIdentity, add_device, add_merchant, add_store
 from facekey.flows.enrol import EnrolRequest, enrol
 from facekey.flows.faces import enrolment_faces
@@ -58,8 +58,9 @@ class Person:
 
 @dataclass(frozen=True)
 class Enrolled:
-    """An enrolled person: the photos they enrolled with and the last 4 phone digits."""
+    """An enrolled person: their subject, the photos they enrolled with, their phone digits."""
 
+    subject_id: str
     photos: tuple[Path, ...]
     digits: str
 
@@ -110,19 +111,12 @@ def _simulate(
     rng: random.Random,
     enrol_images: int,
 ) -> dict[str, Any]:
-    people = _people(images)
+    people = labelled_people(images)
     masked = _masked_photos(images)
-    rng.shuffle(people)
-    candidates = [p for p in people if len(p.photos) >= 2][:enrolled]
-    strangers = [p for p in people if p not in candidates]
-    network = create_network(
-        platform.database, platform.vault, "simulation", engine=platform.settings.engine
-    )
-    admin = Principal(
-        parse_token(network["api_keys"]["admin"]).key_id, network["network_id"], Scope.ADMIN
-    )
-    registered = _enrol_all(platform, admin, candidates, rng, enrol_images)
-    devices = _devices(platform, network["network_id"], attempts)
+    candidates, strangers = split_people(people, enrolled, rng)
+    admin = open_network(platform, platform.settings.engine)
+    registered = enrol_all(platform, admin, candidates, rng, enrol_images)
+    devices = devices_for(platform, admin.network_id, attempts)
     plan = _plan(registered, strangers, attempts, rng, masked)
     outcomes = _run(platform, admin, devices, plan, registered)
     summary = _summary(outcomes, len(candidates), len(registered), platform)
@@ -132,7 +126,32 @@ def _simulate(
     return summary
 
 
-def _people(images: Path) -> list[Person]:
+def split_people(
+    people: list[Person], enrolled: int, rng: random.Random
+) -> tuple[list[Person], list[Person]]:
+    """(up to ``enrolled`` people with two or more photos, everyone else), shuffled."""
+    shuffled = list(people)
+    rng.shuffle(shuffled)
+    candidates = [p for p in shuffled if len(p.photos) >= 2][:enrolled]
+    chosen = set(candidates)
+    return candidates, [p for p in shuffled if p not in chosen]
+
+
+def open_network(platform: Platform, engine: str, *, retain_images: bool = False) -> Principal:
+    """A new network on ``engine``; its admin principal (every flow accepts an admin key)."""
+    network = create_network(
+        platform.database,
+        platform.vault,
+        f"simulation-{engine}",
+        engine=engine,
+        retain_images=retain_images,
+    )
+    key_id = parse_token(network["api_keys"]["admin"]).key_id
+    return Principal(key_id, network["network_id"], Scope.ADMIN)
+
+
+def labelled_people(images: Path) -> list[Person]:
+    """The people of a folder-per-person set, each with their photos in name order."""
     paths, labels = labelled_images(images)
     grouped: dict[str, list[Path]] = {}
     for path, label in zip(paths, labels, strict=True):
@@ -149,36 +168,56 @@ def _masked_photos(images: Path) -> frozenset[Path]:
     return frozenset(path for path, label in labels.items() if label != NO_MASK)
 
 
-def _enrol_all(
+def enrol_all(
     platform: Platform,
     admin: Principal,
     people: list[Person],
     rng: random.Random,
     enrol_images: int,
+    retention_share: float = 0.0,
 ) -> dict[Person, Enrolled]:
     """Enrol each person with up to ``enrol_images`` photos that pass the enrolment gate,
-    keeping at least one photo back for their checkouts; and a phone number."""
-    consent = ConsentRequest(purposes=["payment"], terms_version="sim", channel="simulation")
+    keeping at least one photo back for their checkouts; and a phone number. A share of them
+    also consents to ``image_retention``."""
     network = network_of(platform, admin.network_id)
     registered: dict[Person, Enrolled] = {}
     with progress_bar("enrolling", len(people)) as advance:
         for person in people:
             photos = _enrolment_photos(platform, network, person, enrol_images)
             phone = "+44 7" + "".join(rng.choice("0123456789") for _ in range(9))
-            request = EnrolRequest(
-                consent=consent,
-                images=[photo.read_bytes() for photo in photos],
-                phone=phone,
-                payment_token=f"tok_{person.name}",
-            )
-            try:
-                if photos:
-                    enrol(platform, admin, request)
-                    registered[person] = Enrolled(photos, phone[-4:])
-            except FaceError:
-                pass
+            retains = rng.random() < retention_share
+            purposes: list[Purpose] = ["payment", "image_retention"] if retains else ["payment"]
+            consent = ConsentRequest(purposes=purposes, terms_version="sim", channel="simulation")
+            # Photos years apart may not pass the same-person check together: a kiosk would
+            # then enrol from one capture, as the simulation does.
+            for tried in (photos, photos[:1]) if len(photos) > 1 else (photos,):
+                subject_id = tried and _enrolled(platform, admin, consent, person, tried, phone)
+                if subject_id:
+                    registered[person] = Enrolled(subject_id, tried, phone[-4:])
+                    break
             advance(1)
     return registered
+
+
+def _enrolled(
+    platform: Platform,
+    admin: Principal,
+    consent: ConsentRequest,
+    person: Person,
+    photos: tuple[Path, ...],
+    phone: str,
+) -> str | None:
+    """The new subject's id, or None when the enrolment was refused."""
+    request = EnrolRequest(
+        consent=consent,
+        images=[photo.read_bytes() for photo in photos],
+        phone=phone,
+        payment_token=f"tok_{person.name}",
+    )
+    try:
+        return enrol(platform, admin, request).subject_id
+    except (FaceError, InvalidRequest):
+        return None
 
 
 def _enrolment_photos(
@@ -198,7 +237,7 @@ def _enrolment_photos(
     return tuple(chosen)
 
 
-def _devices(platform: Platform, network_id: str, attempts: int) -> list[DeviceIdentity]:
+def devices_for(platform: Platform, network_id: str, attempts: int) -> list[DeviceIdentity]:
     merchant = add_merchant(platform.database, network_id, "Simulated Grocer")["merchant_id"]
     devices = []
     for number in range(max(1, -(-attempts // ATTEMPTS_PER_DEVICE))):
@@ -255,10 +294,21 @@ def _run(
     outcomes = []
     with progress_bar("checkouts", len(plan)) as advance:
         for number, attempt in enumerate(plan):
-            device = devices[number % len(devices)]
-            outcomes.append(_one(platform, admin, device, attempt, number, tokens))
+            outcomes.append(pay(platform, admin, devices, attempt, number, tokens))
             advance(1)
     return outcomes
+
+
+def pay(
+    platform: Platform,
+    admin: Principal,
+    devices: list[DeviceIdentity],
+    attempt: Attempt,
+    number: int,
+    tokens: dict[str, Person],
+) -> Outcome:
+    """One checkout (and its step-up), on the terminals in turn."""
+    return _one(platform, admin, devices[number % len(devices)], attempt, number, tokens)
 
 
 def _recaptured(photo: Path, number: int) -> bytes:
@@ -346,6 +396,11 @@ def _summary(
         ),
         "impostor_approvals": sum(o.final == "approved" for o in impostor),
         "false_charges": sum(o.false_charge for o in outcomes),
+        "genuine_declined": [
+            {"photo": o.attempt.photo.name, "reason": o.reason, "masked": o.attempt.masked}
+            for o in genuine
+            if o.final != "approved"
+        ],
         "decline_reasons": {
             "genuine": dict(Counter(o.reason for o in genuine if o.final == "declined")),
             "impostor": dict(Counter(o.reason for o in impostor if o.final == "declined")),

@@ -124,7 +124,7 @@ __all__ = [
     "required_fmr",
 ]
 
-POLICY_VERSION = "risk-1"
+POLICY_VERSION = "risk-2"
 """Version of these rules and defaults; recorded with every decision."""
 
 DecisionKind = Literal["approved", "step_up", "declined"]
@@ -283,7 +283,7 @@ class RiskConfig:
     """
 
     false_charge_target: float = 1e-5
-    step_up_false_charge_target: float = 1e-5
+    step_up_false_charge_target: float = 1e-3
     margin_fmr_ratio: float = 100.0
     min_match_fmr: float = 1e-2
     step_up_amount_minor: int = 10_000
