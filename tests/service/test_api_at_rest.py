@@ -7,14 +7,17 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 from api_helpers import Network, enrol
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from facekey.engines.dlib_resnet import DlibResnetEngine
 from facekey.flows.platform import Platform
 from facekey.imaging import read_image_file
 from facekey.pipeline import FacePipeline, main_face
+from facekey.store.tables import Subject, Template
 from postgres_server import find_bin_dir
 
 PHONE = "+44 20 7946 0958"
@@ -102,3 +105,41 @@ def test_the_scan_finds_a_vector_in_clear(pipeline: FacePipeline, lfw: Path) -> 
     blob = b"xyz" + np.ascontiguousarray(vector, dtype="<f4").tobytes() + b"tail"
     with np.errstate(all="ignore"):
         assert _best_cosine(blob, vector.astype(np.float64)) > 0.999
+
+
+def _subject_secrets(platform: Platform, subject_id: str) -> list[bytes]:
+    """The subject's wrapped data key and sealed template vectors, as stored."""
+    with platform.database.session() as session:
+        subject = session.get(Subject, subject_id)
+        assert subject is not None and subject.wrapped_data_key is not None
+        templates = session.scalars(select(Template).where(Template.subject_id == subject_id))
+        return [subject.wrapped_data_key, *(t.sealed_vector for t in templates)]
+
+
+def test_erasure_leaves_no_key_or_template_bytes_on_disk(
+    client: TestClient, platform: Platform, network: Network, lfw: Path
+) -> None:
+    """Right after the erasure returns, the database files (and WAL) hold neither the wrapped
+    data key nor the sealed templates (SQLite: secure_delete and a checkpoint)."""
+    if platform.database.dialect != "sqlite":
+        pytest.skip("the files of a PostgreSQL server are its own; see docs/privacy.md")
+    subject_id = enrol(client, network, lfw / "Aaron_Peirsol_0001.jpg").json()["subject_id"]
+    secrets = _subject_secrets(platform, subject_id)
+    assert all(secret in _stored_bytes(platform) for secret in secrets)  # the check can fail
+    erased = client.delete(f"/v1/subjects/{subject_id}", headers=network.auth("privacy"))
+    assert erased.status_code == 200, erased.text
+    destroyed = erased.json()["receipt"]["destroyed"]
+    assert destroyed["data_key"] is True and destroyed["rows"]["templates"] == 1
+    assert "wrapped_data_key" in destroyed["fields"]
+    stored = _stored_bytes(platform)
+    assert not any(secret in stored for secret in secrets)
+
+
+def test_database_files_are_private(platform: Platform) -> None:
+    if platform.database.dialect != "sqlite":
+        pytest.skip("SQLite files only")
+    database = Path(str(platform.database.url.database))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        if path.exists():
+            assert path.stat().st_mode & 0o777 == 0o600, path
+    assert database.parent.stat().st_mode & 0o777 == 0o700

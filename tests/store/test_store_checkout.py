@@ -16,7 +16,16 @@ from alembic.config import Config
 from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from facekey.store import repositories as repo
+from facekey.store import (
+    erasure,
+    fingerprints,
+    ledger,
+    lockouts,
+    nonces,
+    personalization,
+    subjects,
+    tenants,
+)
 from facekey.store.database import MIGRATIONS_DIR, Database
 from facekey.store.tables import Authorization, MerchantExclusion, Preference, Subject
 
@@ -34,9 +43,9 @@ class Shop:
 
 def _shop(database: Database, network_id: str, name: str = "Shop") -> Shop:
     with database.session() as session:
-        merchant = repo.create_merchant(session, network_id=network_id, name=name)
-        store = repo.create_store(session, merchant_id=merchant.id, name=f"{name} main street")
-        device = repo.create_device(
+        merchant = tenants.create_merchant(session, network_id=network_id, name=name)
+        store = tenants.create_store(session, merchant_id=merchant.id, name=f"{name} main street")
+        device = tenants.create_device(
             session, store_id=store.id, network_id=network_id, wrapped_secret=b"w", kek_id="k"
         )
         return Shop(merchant.id, store.id, device.id)
@@ -44,7 +53,7 @@ def _shop(database: Database, network_id: str, name: str = "Shop") -> Shop:
 
 def _subject(database: Database, network_id: str) -> str:
     with database.session() as session:
-        subject = repo.create_subject(
+        subject = subjects.create_subject(
             session, network_id=network_id, wrapped_data_key=b"dek", kek_id="k"
         )
         return subject.id
@@ -99,32 +108,38 @@ def test_nonce_replay_is_detected(database: Database, network_id: str) -> None:
     shop = _shop(database, network_id)
     other = _shop(database, network_id, "Other")
     with database.session() as session:
-        assert repo.remember_nonce(session, device_id=shop.device_id, nonce="n-1", seen_at=NOW)
-        assert not repo.remember_nonce(session, device_id=shop.device_id, nonce="n-1", seen_at=NOW)
-        assert repo.remember_nonce(session, device_id=other.device_id, nonce="n-1", seen_at=NOW)
+        assert nonces.remember_nonce(session, device_id=shop.device_id, nonce="n-1", seen_at=NOW)
+        assert not nonces.remember_nonce(
+            session, device_id=shop.device_id, nonce="n-1", seen_at=NOW
+        )
+        assert nonces.remember_nonce(session, device_id=other.device_id, nonce="n-1", seen_at=NOW)
     with database.session() as session:  # the first insert survived the failed duplicate
-        assert not repo.remember_nonce(session, device_id=shop.device_id, nonce="n-1", seen_at=NOW)
+        assert not nonces.remember_nonce(
+            session, device_id=shop.device_id, nonce="n-1", seen_at=NOW
+        )
 
 
 def test_rolled_back_nonce_is_forgotten(database: Database, network_id: str) -> None:
     shop = _shop(database, network_id)
     with pytest.raises(RuntimeError), database.session() as session:
-        assert repo.remember_nonce(session, device_id=shop.device_id, nonce="n", seen_at=NOW)
+        assert nonces.remember_nonce(session, device_id=shop.device_id, nonce="n", seen_at=NOW)
         raise RuntimeError("the request failed")
     with database.session() as session:
-        assert repo.remember_nonce(session, device_id=shop.device_id, nonce="n", seen_at=NOW)
+        assert nonces.remember_nonce(session, device_id=shop.device_id, nonce="n", seen_at=NOW)
 
 
 def test_prune_nonces(database: Database, network_id: str) -> None:
     shop = _shop(database, network_id)
     with database.session() as session:
-        repo.remember_nonce(session, device_id=shop.device_id, nonce="old", seen_at=NOW)
+        nonces.remember_nonce(session, device_id=shop.device_id, nonce="old", seen_at=NOW)
         later = NOW + timedelta(minutes=10)
-        repo.remember_nonce(session, device_id=shop.device_id, nonce="new", seen_at=later)
+        nonces.remember_nonce(session, device_id=shop.device_id, nonce="new", seen_at=later)
     with database.session() as session:
-        assert repo.prune_nonces(session, older_than=NOW + timedelta(minutes=5)) >= 1
-        assert repo.remember_nonce(session, device_id=shop.device_id, nonce="old", seen_at=later)
-        assert not repo.remember_nonce(session, device_id=shop.device_id, nonce="new", seen_at=NOW)
+        assert nonces.prune_nonces(session, older_than=NOW + timedelta(minutes=5)) >= 1
+        assert nonces.remember_nonce(session, device_id=shop.device_id, nonce="old", seen_at=later)
+        assert not nonces.remember_nonce(
+            session, device_id=shop.device_id, nonce="new", seen_at=NOW
+        )
 
 
 def test_concurrent_nonces_exactly_one_wins(database: Database, network_id: str) -> None:
@@ -134,7 +149,7 @@ def test_concurrent_nonces_exactly_one_wins(database: Database, network_id: str)
     def remember(_index: int) -> None:
         with database.session() as session:
             results.append(
-                repo.remember_nonce(session, device_id=shop.device_id, nonce="race", seen_at=NOW)
+                nonces.remember_nonce(session, device_id=shop.device_id, nonce="race", seen_at=NOW)
             )
 
     assert _run_threads(2, remember) == []
@@ -148,16 +163,18 @@ def test_devices_and_merchants(database: Database, network_id: str) -> None:
     first = _shop(database, network_id, "First")
     second = _shop(database, network_id, "Second")
     with database.session() as session:
-        assert repo.rename_device(
+        assert tenants.rename_device(
             session, network_id=network_id, device_id=first.device_id, name="Till 1"
         )
-        assert not repo.rename_device(
+        assert not tenants.rename_device(
             session, network_id="elsewhere", device_id=first.device_id, name="x"
         )
-        assert repo.disable_device(session, network_id=network_id, device_id=first.device_id)
-        assert not repo.disable_device(session, network_id="elsewhere", device_id=second.device_id)
+        assert tenants.disable_device(session, network_id=network_id, device_id=first.device_id)
+        assert not tenants.disable_device(
+            session, network_id="elsewhere", device_id=second.device_id
+        )
     with database.session() as session:
-        devices = repo.list_devices(session, network_id=network_id)
+        devices = tenants.list_devices(session, network_id=network_id)
         assert [d.id for d in devices] == [first.device_id, second.device_id]
         assert (devices[0].name, devices[0].enabled) == ("Till 1", False)
         disabled_at = devices[0].disabled_at
@@ -165,11 +182,11 @@ def test_devices_and_merchants(database: Database, network_id: str) -> None:
         assert disabled_at.tzinfo is UTC
         assert devices[1].enabled
         assert devices[1].disabled_at is None
-        assert repo.disable_device(session, network_id=network_id, device_id=first.device_id)
+        assert tenants.disable_device(session, network_id=network_id, device_id=first.device_id)
         assert devices[0].disabled_at == disabled_at  # disabling again keeps the first time
-        merchants = repo.list_merchants(session, network_id=network_id)
+        merchants = tenants.list_merchants(session, network_id=network_id)
         assert [m.id for m in merchants] == [first.merchant_id, second.merchant_id]
-        assert repo.list_merchants(session, network_id="elsewhere") == []
+        assert tenants.list_merchants(session, network_id="elsewhere") == []
 
 
 # --- the authorization ledger ---------------------------------------------------------------
@@ -180,9 +197,9 @@ def test_create_and_find_authorization(database: Database, network_id: str) -> N
     subject_id = _subject(database, network_id)
     fields = _fields(network_id, shop, subject_id=subject_id, customer_pseudonym="c" * 64)
     with database.session() as session:
-        created = repo.create_authorization(session, **fields)
+        created = ledger.create_authorization(session, **fields)
     with database.session() as session:
-        again = repo.create_authorization(
+        again = ledger.create_authorization(
             session,
             **_fields(
                 network_id,
@@ -197,7 +214,7 @@ def test_create_and_find_authorization(database: Database, network_id: str) -> N
         assert again.id == created.id
         assert again.request_hash == "a" * 64  # the caller sees the key was reused
         assert again.decision == "approved"
-        found = repo.find_authorization(
+        found = ledger.find_authorization(
             session, device_id=shop.device_id, idempotency_key=fields["idempotency_key"]
         )
         assert found is not None
@@ -207,7 +224,8 @@ def test_create_and_find_authorization(database: Database, network_id: str) -> N
         assert found.created_at == NOW
         assert json.loads(found.evidence) == fields["evidence"]
         assert (
-            repo.find_authorization(session, device_id=shop.device_id, idempotency_key="x") is None
+            ledger.find_authorization(session, device_id=shop.device_id, idempotency_key="x")
+            is None
         )
         count = session.scalar(
             select(func.count()).where(Authorization.idempotency_key == fields["idempotency_key"])
@@ -218,7 +236,7 @@ def test_create_and_find_authorization(database: Database, network_id: str) -> N
 def test_unknown_references_are_not_swallowed(database: Database, network_id: str) -> None:
     shop = _shop(database, network_id)
     with pytest.raises(IntegrityError), database.session() as session:
-        repo.create_authorization(session, **_fields(network_id, shop, merchant_id="nope"))
+        ledger.create_authorization(session, **_fields(network_id, shop, merchant_id="nope"))
 
 
 def test_concurrent_retries_authorize_once(database: Database, network_id: str) -> None:
@@ -228,7 +246,7 @@ def test_concurrent_retries_authorize_once(database: Database, network_id: str) 
 
     def authorize(index: int) -> None:
         with database.session() as session:
-            row = repo.create_authorization(
+            row = ledger.create_authorization(
                 session,
                 **_fields(network_id, shop, idempotency_key=key, authorization_id=f"{index}-{key}"),
             )
@@ -245,8 +263,8 @@ def test_concurrent_retries_authorize_once(database: Database, network_id: str) 
 def test_get_authorization_is_tenant_isolated(database: Database, network_id: str) -> None:
     shop = _shop(database, network_id)
     with database.session() as session:
-        created = repo.create_authorization(session, **_fields(network_id, shop))
-        other = repo.create_network(
+        created = ledger.create_authorization(session, **_fields(network_id, shop))
+        other = tenants.create_network(
             session,
             name=f"other-{uuid.uuid4().hex}",
             wrapped_transform_secret=b"x",
@@ -254,9 +272,9 @@ def test_get_authorization_is_tenant_isolated(database: Database, network_id: st
             engine="fake",
         )
     with database.session() as session:
-        assert repo.get_authorization(session, network_id=network_id, authorization_id=created.id)
+        assert ledger.get_authorization(session, network_id=network_id, authorization_id=created.id)
         assert (
-            repo.get_authorization(session, network_id=other.id, authorization_id=created.id)
+            ledger.get_authorization(session, network_id=other.id, authorization_id=created.id)
             is None
         )
 
@@ -273,10 +291,10 @@ def test_update_authorization_after_step_up(database: Database, network_id: str)
         decided_at=None,
     )
     with database.session() as session:
-        row = repo.create_authorization(session, **fields)
+        row = ledger.create_authorization(session, **fields)
         assert row.decided_at is None
         decided = NOW + timedelta(seconds=20)
-        repo.update_authorization(
+        ledger.update_authorization(
             session,
             authorization=row,
             status="final",
@@ -287,11 +305,11 @@ def test_update_authorization_after_step_up(database: Database, network_id: str)
             evidence={"score": 0.91, "step_up": "pin"},
         )
         with pytest.raises(ValueError, match="idempotency_key"):
-            repo.update_authorization(session, authorization=row, idempotency_key="other")
+            ledger.update_authorization(session, authorization=row, idempotency_key="other")
         with pytest.raises(ValueError, match="nope"):
-            repo.update_authorization(session, authorization=row, nope=1)
+            ledger.update_authorization(session, authorization=row, nope=1)
     with database.session() as session:
-        loaded = repo.get_authorization(session, network_id=network_id, authorization_id=row.id)
+        loaded = ledger.get_authorization(session, network_id=network_id, authorization_id=row.id)
         assert loaded is not None
         assert (loaded.status, loaded.decision, loaded.step_up_attempts) == ("final", "approved", 1)
         assert loaded.decided_at == decided
@@ -315,7 +333,7 @@ def test_daily_totals(database: Database, network_id: str) -> None:
     ]
     with database.session() as session:
         for shop, decision, amount, currency, created_at in rows:
-            repo.create_authorization(
+            ledger.create_authorization(
                 session,
                 **_fields(
                     network_id,
@@ -327,8 +345,8 @@ def test_daily_totals(database: Database, network_id: str) -> None:
                 ),
             )
     with database.session() as session:
-        totals = repo.daily_totals(session, network_id=network_id, day=day)
-        assert repo.daily_totals(session, network_id="elsewhere", day=day) == []
+        totals = ledger.daily_totals(session, network_id=network_id, day=day)
+        assert ledger.daily_totals(session, network_id="elsewhere", day=day) == []
     expected = {
         (first.merchant_id, "EUR"): (2, 1250, 1, 1),
         (first.merchant_id, "USD"): (1, 700, 0, 0),
@@ -358,7 +376,7 @@ def test_recent_decisions(database: Database, network_id: str) -> None:
             ("approved", 4, other),
             ("approved", 90, shop),  # before the window
         ]:
-            repo.create_authorization(
+            ledger.create_authorization(
                 session,
                 **_fields(
                     network_id,
@@ -370,16 +388,16 @@ def test_recent_decisions(database: Database, network_id: str) -> None:
             )
     since = NOW - timedelta(hours=1)
     with database.session() as session:
-        assert repo.recent_decisions(session, subject_id=subject_id, since=since) == 3
-        assert repo.recent_decisions(session, device_id=shop.device_id, since=since) == 2
+        assert ledger.recent_decisions(session, subject_id=subject_id, since=since) == 3
+        assert ledger.recent_decisions(session, device_id=shop.device_id, since=since) == 2
         assert (
-            repo.recent_decisions(
+            ledger.recent_decisions(
                 session, subject_id=subject_id, device_id=other.device_id, since=since
             )
             == 1
         )
         with pytest.raises(ValueError, match="subject_id or a device_id"):
-            repo.recent_decisions(session, since=since)
+            ledger.recent_decisions(session, since=since)
 
 
 # --- failure counters -----------------------------------------------------------------------
@@ -389,9 +407,9 @@ def test_failure_counter_locks_after_five_and_resets(database: Database, network
     key = f"subject-{uuid.uuid4().hex[:8]}"
     lock_for = timedelta(minutes=15)
     with database.session() as session:
-        assert repo.lock_state(session, kind="subject", key=key, now=NOW) is None
+        assert lockouts.lock_state(session, kind="subject", key=key, now=NOW) is None
         states = [
-            repo.record_failure(
+            lockouts.record_failure(
                 session, kind="subject", key=key, lock_after=5, lock_for=lock_for, now=NOW
             )
             for _ in range(5)
@@ -401,19 +419,21 @@ def test_failure_counter_locks_after_five_and_resets(database: Database, network
     assert states[4].locked_until == NOW + lock_for
     assert states[4].is_locked(NOW)
     with database.session() as session:
-        state = repo.lock_state(session, kind="subject", key=key, now=NOW + timedelta(minutes=1))
+        state = lockouts.lock_state(
+            session, kind="subject", key=key, now=NOW + timedelta(minutes=1)
+        )
         assert state is not None
         assert state.is_locked(NOW + timedelta(minutes=1))
-        assert repo.lock_state(session, kind="device", key=key, now=NOW) is None  # other kind
-        expired = repo.lock_state(session, kind="subject", key=key, now=NOW + lock_for)
-        assert expired == repo.FailureState(5, None)
-        repo.record_success(session, kind="subject", key=key)
+        assert lockouts.lock_state(session, kind="device", key=key, now=NOW) is None  # other kind
+        expired = lockouts.lock_state(session, kind="subject", key=key, now=NOW + lock_for)
+        assert expired == lockouts.FailureState(5, None)
+        lockouts.record_success(session, kind="subject", key=key)
     with database.session() as session:
-        assert repo.lock_state(session, kind="subject", key=key, now=NOW) is None
-        state = repo.record_failure(
+        assert lockouts.lock_state(session, kind="subject", key=key, now=NOW) is None
+        state = lockouts.record_failure(
             session, kind="subject", key=key, lock_after=5, lock_for=lock_for, now=NOW
         )
-        assert state == repo.FailureState(1, None)
+        assert state == lockouts.FailureState(1, None)
 
 
 def test_concurrent_failures_are_all_counted(database: Database, network_id: str) -> None:
@@ -421,14 +441,14 @@ def test_concurrent_failures_are_all_counted(database: Database, network_id: str
 
     def fail(_index: int) -> None:
         with database.session() as session:
-            repo.record_failure(
+            lockouts.record_failure(
                 session, kind="device", key=key, lock_after=5, lock_for=timedelta(1), now=NOW
             )
 
     assert _run_threads(6, fail) == []
     with database.session() as session:
-        state = repo.lock_state(session, kind="device", key=key, now=NOW)
-    assert state == repo.FailureState(6, NOW + timedelta(1))
+        state = lockouts.lock_state(session, kind="device", key=key, now=NOW)
+    assert state == lockouts.FailureState(6, NOW + timedelta(1))
 
 
 # --- probe fingerprints ---------------------------------------------------------------------
@@ -441,7 +461,7 @@ def test_probe_fingerprint_window(database: Database, network_id: str) -> None:
 
     def seen(now: datetime, network: str = network_id) -> bool:
         with database.session() as session:
-            return repo.seen_probe(
+            return fingerprints.seen_probe(
                 session,
                 network_id=network,
                 sha256=digest,
@@ -455,7 +475,7 @@ def test_probe_fingerprint_window(database: Database, network_id: str) -> None:
     assert seen(NOW + timedelta(minutes=8))  # refreshed at minute 4
     assert not seen(NOW + timedelta(minutes=20))
     with database.session() as session:
-        other = repo.create_network(
+        other = tenants.create_network(
             session,
             name=f"other-{uuid.uuid4().hex}",
             wrapped_transform_secret=b"x",
@@ -464,7 +484,7 @@ def test_probe_fingerprint_window(database: Database, network_id: str) -> None:
         )
     assert not seen(NOW + timedelta(minutes=20), other.id)
     with database.session() as session:
-        assert repo.prune_probes(session, older_than=NOW + timedelta(minutes=21)) >= 2
+        assert fingerprints.prune_probes(session, older_than=NOW + timedelta(minutes=21)) >= 2
     assert not seen(NOW + timedelta(minutes=21))
 
 
@@ -476,24 +496,36 @@ def test_merchant_exclusions(database: Database, network_id: str) -> None:
     second = _shop(database, network_id, "Second")
     subject_id = _subject(database, network_id)
     with database.session() as session:
-        assert repo.excluded_merchants(session, subject_id=subject_id) == set()
-        assert repo.exclude_merchant(session, subject_id=subject_id, merchant_id=first.merchant_id)
-        assert not repo.exclude_merchant(
+        assert personalization.excluded_merchants(session, subject_id=subject_id) == set()
+        assert personalization.exclude_merchant(
             session, subject_id=subject_id, merchant_id=first.merchant_id
         )
-        repo.exclude_merchant(session, subject_id=subject_id, merchant_id=second.merchant_id)
+        assert not personalization.exclude_merchant(
+            session, subject_id=subject_id, merchant_id=first.merchant_id
+        )
+        personalization.exclude_merchant(
+            session, subject_id=subject_id, merchant_id=second.merchant_id
+        )
     with database.session() as session:
-        assert repo.excluded_merchants(session, subject_id=subject_id) == {
+        assert personalization.excluded_merchants(session, subject_id=subject_id) == {
             first.merchant_id,
             second.merchant_id,
         }
-        assert repo.is_excluded(session, subject_id=subject_id, merchant_id=first.merchant_id)
-        assert repo.include_merchant(session, subject_id=subject_id, merchant_id=first.merchant_id)
-        assert not repo.include_merchant(
+        assert personalization.is_excluded(
             session, subject_id=subject_id, merchant_id=first.merchant_id
         )
-        assert not repo.is_excluded(session, subject_id=subject_id, merchant_id=first.merchant_id)
-        assert repo.excluded_merchants(session, subject_id=subject_id) == {second.merchant_id}
+        assert personalization.include_merchant(
+            session, subject_id=subject_id, merchant_id=first.merchant_id
+        )
+        assert not personalization.include_merchant(
+            session, subject_id=subject_id, merchant_id=first.merchant_id
+        )
+        assert not personalization.is_excluded(
+            session, subject_id=subject_id, merchant_id=first.merchant_id
+        )
+        assert personalization.excluded_merchants(session, subject_id=subject_id) == {
+            second.merchant_id
+        }
 
 
 def test_preferences_round_trip_and_deletion(database: Database, network_id: str) -> None:
@@ -502,41 +534,45 @@ def test_preferences_round_trip_and_deletion(database: Database, network_id: str
     subject_id = _subject(database, network_id)
     with database.session() as session:
         assert (
-            repo.get_preferences(session, subject_id=subject_id, merchant_id=first.merchant_id)
+            personalization.get_preferences(
+                session, subject_id=subject_id, merchant_id=first.merchant_id
+            )
             is None
         )
         for shop, payload in ((first, b"sealed-1"), (second, b"sealed-2"), (first, b"sealed-3")):
-            repo.set_preferences(
+            personalization.set_preferences(
                 session, subject_id=subject_id, merchant_id=shop.merchant_id, sealed_payload=payload
             )
     with database.session() as session:
-        get = repo.get_preferences
+        get = personalization.get_preferences
         assert get(session, subject_id=subject_id, merchant_id=first.merchant_id) == b"sealed-3"
         assert get(session, subject_id=subject_id, merchant_id=second.merchant_id) == b"sealed-2"
         assert (
-            repo.delete_preferences(session, subject_id=subject_id, merchant_id=first.merchant_id)
+            personalization.delete_preferences(
+                session, subject_id=subject_id, merchant_id=first.merchant_id
+            )
             == 1
         )
         assert get(session, subject_id=subject_id, merchant_id=first.merchant_id) is None
         assert get(session, subject_id=subject_id, merchant_id=second.merchant_id) == b"sealed-2"
-        repo.set_preferences(
+        personalization.set_preferences(
             session, subject_id=subject_id, merchant_id=first.merchant_id, sealed_payload=b"s4"
         )
-        assert repo.delete_preferences(session, subject_id=subject_id) == 2  # withdrawal
+        assert personalization.delete_preferences(session, subject_id=subject_id) == 2  # withdrawal
         assert get(session, subject_id=subject_id, merchant_id=second.merchant_id) is None
 
 
 def test_pin_hash(database: Database, network_id: str) -> None:
     subject_id = _subject(database, network_id)
     with database.session() as session:
-        assert repo.set_pin_hash(
+        assert subjects.set_pin_hash(
             session, network_id=network_id, subject_id=subject_id, pin_hash="scrypt$salt$hash"
         )
-        assert not repo.set_pin_hash(
+        assert not subjects.set_pin_hash(
             session, network_id="elsewhere", subject_id=subject_id, pin_hash="x"
         )
     with database.session() as session:
-        subject = repo.get_subject(session, network_id=network_id, subject_id=subject_id)
+        subject = subjects.get_subject(session, network_id=network_id, subject_id=subject_id)
         assert subject is not None
         assert subject.pin_hash == "scrypt$salt$hash"
 
@@ -547,18 +583,20 @@ def test_erasure_shreds_checkout_data_but_keeps_the_ledger(
     shop = _shop(database, network_id)
     subject_id = _subject(database, network_id)
     with database.session() as session:
-        repo.set_pin_hash(session, network_id=network_id, subject_id=subject_id, pin_hash="h")
-        repo.exclude_merchant(session, subject_id=subject_id, merchant_id=shop.merchant_id)
-        repo.set_preferences(
+        subjects.set_pin_hash(session, network_id=network_id, subject_id=subject_id, pin_hash="h")
+        personalization.exclude_merchant(
+            session, subject_id=subject_id, merchant_id=shop.merchant_id
+        )
+        personalization.set_preferences(
             session, subject_id=subject_id, merchant_id=shop.merchant_id, sealed_payload=b"p"
         )
-        authorization = repo.create_authorization(
+        authorization = ledger.create_authorization(
             session, **_fields(network_id, shop, subject_id=subject_id, customer_pseudonym="cp")
         )
     with database.session() as session:
-        subject = repo.get_subject(session, network_id=network_id, subject_id=subject_id)
+        subject = subjects.get_subject(session, network_id=network_id, subject_id=subject_id)
         assert subject is not None
-        repo.erase_subject(session, subject=subject)
+        erasure.erase_subject(session, subject=subject)
     with database.session() as session:
         stub = session.get(Subject, subject_id, populate_existing=True)
         assert stub is not None
@@ -568,7 +606,7 @@ def test_erasure_shreds_checkout_data_but_keeps_the_ledger(
                 select(func.count()).select_from(table).where(table.subject_id == subject_id)
             )
             assert count == 0
-        kept = repo.get_authorization(
+        kept = ledger.get_authorization(
             session, network_id=network_id, authorization_id=authorization.id
         )
         assert kept is not None

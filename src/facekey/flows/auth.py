@@ -34,7 +34,7 @@ def authenticate(platform: Platform, token: str | None) -> Principal:
         parsed = parse_token(token)
     except InvalidApiKey as exc:
         raise AuthenticationFailed(str(exc)) from exc
-    with platform.database.session() as session:
+    with platform.database.read_session() as session:
         row = tenants.get_api_key(session, key_id=parsed.key_id)
         if (
             row is None

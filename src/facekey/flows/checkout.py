@@ -55,8 +55,7 @@ from facekey.flows.search import (
 from facekey.gallery.index import Hit
 from facekey.security.api_keys import Scope
 from facekey.security.pins import verify_pin
-from facekey.store import audit, subjects
-from facekey.store import checkout as ledger
+from facekey.store import audit, fingerprints, ledger, lockouts, personalization, subjects
 from facekey.store.tables import Authorization, Network, Subject, new_id
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -255,7 +254,9 @@ def _search(
             return [
                 h
                 for h in allowed
-                if not ledger.is_excluded(session, subject_id=h.subject_id, merchant_id=merchant_id)
+                if not personalization.is_excluded(
+                    session, subject_id=h.subject_id, merchant_id=merchant_id
+                )
             ]
 
     return search_network(platform, network, probe, accept=accept)
@@ -295,7 +296,7 @@ def _lockout(
     session: Session, device_id: str, subject_id: str | None, now: datetime
 ) -> risk.Lockout:
     def locked(kind: str, key: str | None) -> bool:
-        state = ledger.lock_state(session, kind=kind, key=key, now=now) if key else None
+        state = lockouts.lock_state(session, kind=kind, key=key, now=now) if key else None
         return state is not None and state.is_locked(now)
 
     return risk.Lockout(
@@ -308,7 +309,7 @@ def _replayed_image(
 ) -> bool:
     if request.image is None:
         return False
-    return ledger.seen_probe(
+    return fingerprints.seen_probe(
         session,
         network_id=device.network_id,
         sha256=hashlib.sha256(request.image).hexdigest(),
@@ -397,7 +398,9 @@ def _bucket_decision(
     compared = 0
     for subject_id in sorted(allowed):
         subject = session.get(Subject, subject_id)
-        excluded = ledger.is_excluded(session, subject_id=subject_id, merchant_id=row.merchant_id)
+        excluded = personalization.is_excluded(
+            session, subject_id=subject_id, merchant_id=row.merchant_id
+        )
         if subject is None or excluded:
             continue
         reading, templates = subject_candidate(platform, session, subject, probe)
@@ -547,9 +550,9 @@ def _count_outcome(session: Session, subject_id: str, decision: risk.Decision) -
     PIN point to) lock it for a while (NIST SP 800-63B); a success resets the count.
     Terminals are not locked by strangers' failures: their velocity limit throttles them."""
     if decision.decision == "approved" and decision.subject_id == subject_id:
-        ledger.record_success(session, kind="subject", key=subject_id)
+        lockouts.record_success(session, kind="subject", key=subject_id)
     elif decision.decision == "declined" and decision.reason == "no_match_in_bucket":
-        ledger.record_failure(
+        lockouts.record_failure(
             session,
             kind="subject",
             key=subject_id,

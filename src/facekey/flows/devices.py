@@ -25,8 +25,7 @@ from facekey.errors import (
 from facekey.flows.auth import Principal
 from facekey.flows.protection import Vault
 from facekey.security import signing
-from facekey.store import checkout as ledger
-from facekey.store import tenants
+from facekey.store import nonces, tenants
 from facekey.store.database import Database
 from facekey.store.tables import new_id
 
@@ -90,7 +89,7 @@ def add_device(
 
 def disable_device(database: Database, network_id: str, device_id: str) -> dict[str, Any]:
     with database.session() as session:
-        if not ledger.disable_device(session, network_id=network_id, device_id=device_id):
+        if not tenants.disable_device(session, network_id=network_id, device_id=device_id):
             raise NotFound(f"no device {device_id} in network {network_id}")
     return {"device_id": device_id, "disabled": True}
 
@@ -114,18 +113,18 @@ def verify_terminal_call(
         device = tenants.get_device(session, device_id=signed.device_id)
         if device is None or device.network_id != principal.network_id:
             raise UnknownDevice(f"no device {signed.device_id} in this network")
-        if not device.enabled or device.disabled_at is not None:
+        if not device.enabled:
             raise DeviceDisabled(f"device {device.id} is disabled")
         secret = vault.kek.unwrap(device.wrapped_secret, context=_device_context(device.id))
         signing.verify(
             signed, secret=secret, method=method, path=path, body=body, now=now, window_s=window_s
         )
         seen = datetime.fromtimestamp(now, UTC)
-        if not ledger.remember_nonce(
+        if not nonces.remember_nonce(
             session, device_id=device.id, nonce=signed.nonce, seen_at=seen
         ):
             raise ReplayedRequest("this nonce was already used: the request is a replay")
-        ledger.prune_nonces(session, older_than=seen - NONCE_RETENTION)
+        nonces.prune_nonces(session, older_than=seen - NONCE_RETENTION)
         store = tenants.get_store(session, network_id=device.network_id, store_id=device.store_id)
         if store is None:  # pragma: no cover - the foreign key keeps them together
             raise UnknownDevice(f"device {device.id} has no store")

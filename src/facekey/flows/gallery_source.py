@@ -23,13 +23,13 @@ class StoreGallerySource:
         self._vault = vault
 
     def current_sequence(self, *, network_id: str, engine_key: str) -> int:
-        with self._database.session() as session:
+        with self._database.read_session() as session:
             return gallery_log.current_sequence(
                 session, network_id=network_id, engine_key=engine_key
             )
 
     def changes_since(self, *, network_id: str, engine_key: str, sequence: int) -> list[Change]:
-        with self._database.session() as session:
+        with self._database.read_session() as session:
             rows = gallery_log.changes_since(
                 session, network_id=network_id, engine_key=engine_key, sequence=sequence
             )
@@ -37,7 +37,7 @@ class StoreGallerySource:
 
     def load_all(self, *, network_id: str, engine_key: str) -> tuple[int, list[Entry]]:
         engine_id, engine_version = engine_key.split(":", 1)
-        with self._database.session() as session:
+        with self._database.read_session() as session:
             sequence, rows = gallery_log.gallery_snapshot(
                 session, network_id=network_id, engine_id=engine_id, engine_version=engine_version
             )

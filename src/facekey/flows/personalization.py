@@ -19,8 +19,7 @@ from facekey.flows.auth import Principal
 from facekey.flows.platform import Platform
 from facekey.flows.protection import open_text, seal_text
 from facekey.security.api_keys import Scope
-from facekey.store import checkout as store
-from facekey.store import subjects, tenants
+from facekey.store import personalization, subjects, tenants
 from facekey.store.tables import Subject
 
 MAX_PREFERENCES_BYTES = 4096
@@ -56,7 +55,7 @@ def set_preferences(
             raise InvalidRequest("the subject does not consent to personalization")
         key = platform.vault.subject_key(subject)
         sealed = seal_text(key, text, subject_id=subject.id, field=f"preferences:{merchant_id}")
-        store.set_preferences(
+        personalization.set_preferences(
             session, subject_id=subject.id, merchant_id=merchant_id, sealed_payload=sealed
         )
         log_subject_event(
@@ -71,7 +70,9 @@ def preferences_for(
     """The merchant's preferences for a subject, only under personalization consent."""
     if "personalization" not in subjects.active_purposes(session, subject_id=subject.id):
         return None
-    sealed = store.get_preferences(session, subject_id=subject.id, merchant_id=merchant_id)
+    sealed = personalization.get_preferences(
+        session, subject_id=subject.id, merchant_id=merchant_id
+    )
     if sealed is None:
         return None
     key = platform.vault.subject_key(subject)
@@ -88,9 +89,13 @@ def set_exclusion(
         subject = _subject(session, principal, subject_id)
         _merchant(session, principal, merchant_id)
         if excluded:
-            store.exclude_merchant(session, subject_id=subject.id, merchant_id=merchant_id)
+            personalization.exclude_merchant(
+                session, subject_id=subject.id, merchant_id=merchant_id
+            )
         else:
-            store.include_merchant(session, subject_id=subject.id, merchant_id=merchant_id)
+            personalization.include_merchant(
+                session, subject_id=subject.id, merchant_id=merchant_id
+            )
         log_subject_event(
             session,
             principal,
@@ -99,5 +104,5 @@ def set_exclusion(
             "done",
             {"merchant_id": merchant_id},
         )
-        current = sorted(store.excluded_merchants(session, subject_id=subject.id))
+        current = sorted(personalization.excluded_merchants(session, subject_id=subject.id))
     return {"subject_id": subject_id, "excluded_merchants": current}

@@ -21,7 +21,7 @@ from facekey.gallery.sync import GalleryRegistry
 from facekey.imaging import decode_image
 from facekey.pipeline import Face, FacePipeline
 from facekey.security.envelope import FileKek, KeyEncryptionKey
-from facekey.store.database import Database, default_sqlite_url
+from facekey.store.database import Database, default_sqlite_url, private_directory
 from facekey.store.tables import Network
 from facekey.vision.quality import QualityPolicy
 from facekey.vision.types import ImageArray
@@ -198,8 +198,9 @@ class Platform:
 def open_storage(
     settings: Settings, *, kek: KeyEncryptionKey | None = None
 ) -> tuple[Database, Vault]:
-    """The migrated database and the vault (creating the data directory and KEK if new)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    """The migrated database and the vault (creating the data directory, 0700, and the KEK if
+    new)."""
+    private_directory(settings.data_dir)
     database = Database(settings.database_url or default_sqlite_url(settings.data_dir))
     database.migrate()
     return database, Vault(kek or FileKek.load_or_create(settings.kek_path))

@@ -14,9 +14,8 @@ from facekey.flows.consent import IMAGE_RETENTION, PURPOSES
 from facekey.flows.platform import Platform
 from facekey.flows.protection import open_text
 from facekey.security.api_keys import Scope
-from facekey.store import audit, subjects
-from facekey.store import checkout as checkout_store
-from facekey.store.erasure import erase_subject
+from facekey.store import audit, personalization, subjects
+from facekey.store.erasure import SHREDDED_FIELDS, erase_subject
 from facekey.store.tables import Subject
 
 
@@ -64,7 +63,7 @@ def withdraw(
         subject = _active_subject(session, principal, subject_id)
         changed = subjects.withdraw_consent(session, subject_id=subject.id, purpose=purpose)
         if purpose == "personalization":
-            checkout_store.delete_preferences(session, subject_id=subject.id)
+            personalization.delete_preferences(session, subject_id=subject.id)
         if purpose == IMAGE_RETENTION:
             subjects.delete_retained_images(session, subject_id=subject.id)
         log_subject_event(
@@ -99,8 +98,17 @@ def erase(platform: Platform, principal: Principal, subject_id: str) -> dict[str
                 "templates_erased": receipt.templates_erased,
                 "audit_sequence": receipt.audit_sequence,
                 "hash": receipt.receipt_hash,
+                "destroyed": {
+                    "data_key": True,
+                    "fields": list(SHREDDED_FIELDS),
+                    "rows": result.deleted,
+                },
             },
         }
+    # Deleted bytes must not linger in the files: SQLite overwrites them (secure_delete) and
+    # folds its write-ahead log back; PostgreSQL marks the dead rows reusable (docs/privacy.md).
+    platform.database.checkpoint()
+    platform.database.vacuum("subjects")
     # Refresh this process's galleries now; other processes refresh before their next search.
     for key in result.engine_keys:
         platform.galleries.get(principal.network_id, key).refresh()

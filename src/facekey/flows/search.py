@@ -98,7 +98,7 @@ class Identification:
 
 def network_of(platform: Platform, network_id: str) -> Network:
     """The caller's network (detached: only its columns are read afterwards)."""
-    with platform.database.session() as session:
+    with platform.database.read_session() as session:
         network = tenants.get_network(session, network_id=network_id)
         if network is None:
             raise NotFound(f"no network {network_id}")
@@ -116,7 +116,7 @@ def recheck_hits(
 ) -> list[Hit]:
     """Every hit re-checked against the database: active subject, consent for a purpose."""
     ids = {h.subject_id for h in hits}
-    with platform.database.session() as session:
+    with platform.database.read_session() as session:
         allowed: set[str] = set()
         for purpose in purposes:
             allowed |= subjects.subjects_with_purpose(

@@ -11,9 +11,14 @@ Modules:
 - :mod:`facekey.store.database` — :class:`~facekey.store.database.Database`: engine, sessions
   (one transaction per use case) and migrations.
 - :mod:`facekey.store.audit` — the hash-chained, append-only audit log.
-- :mod:`facekey.store.repositories` — the use-case queries (keyword-only functions on a
-  ``Session``); it re-exports :mod:`~facekey.store.tenants`, :mod:`~facekey.store.subjects`,
-  :mod:`~facekey.store.erasure` and :mod:`~facekey.store.gallery_log`.
+- the use-case queries, keyword-only functions on a ``Session``, one module per concern:
+  :mod:`~facekey.store.tenants` (networks, merchants, stores, devices, API keys),
+  :mod:`~facekey.store.subjects` (subjects, consents, templates, retained images, PIN),
+  :mod:`~facekey.store.erasure`, :mod:`~facekey.store.gallery_log`,
+  :mod:`~facekey.store.ledger` (authorizations), :mod:`~facekey.store.nonces`,
+  :mod:`~facekey.store.lockouts`, :mod:`~facekey.store.fingerprints`,
+  :mod:`~facekey.store.personalization`, :mod:`~facekey.store.liveness`; shared write
+  helpers in :mod:`~facekey.store.statements`.
 
 Nothing here imports HTTP, CLI or crypto code.
 """

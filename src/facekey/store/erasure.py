@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from facekey.errors import SubjectNotActive
@@ -22,15 +22,25 @@ from facekey.store.tables import (
     Template,
     engine_key,
     new_id,
-    utcnow,
 )
 
 ERASE_ACTION = "subject.erase"
 
 
+#: The subject's columns emptied by an erasure (the wrapped data key first: crypto-shredding).
+SHREDDED_FIELDS = (
+    "wrapped_data_key",
+    "sealed_phone",
+    "sealed_payment_token",
+    "phone_bucket",
+    "pin_hash",
+    "external_ref",
+)
+
+
 @dataclass(frozen=True)
 class ErasureResult:
-    """What :func:`erase_subject` did."""
+    """What :func:`erase_subject` did: ``deleted`` counts the rows removed per table."""
 
     subject_id: str
     subject_pseudonym: str
@@ -38,20 +48,12 @@ class ErasureResult:
     engine_keys: tuple[str, ...]
     receipt: ErasureReceipt
     audit_event: AuditEvent
+    deleted: dict[str, int]
 
 
 def _lock_subject(session: Session, *, subject: Subject) -> Subject:
-    """Re-read the subject under a row lock so concurrent template inserts finish first.
-
-    SQLite has no row locks: a no-op UPDATE opens the write transaction before anything is read.
-    """
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(
-            update(Subject)
-            .where(Subject.id == subject.id)
-            .values(status=Subject.status)
-            .execution_options(synchronize_session=False)
-        )
+    """Re-read the subject under a row lock so concurrent template inserts finish first (on
+    SQLite the session's immediate transaction already holds the write lock)."""
     stmt = (
         select(Subject)
         .where(Subject.id == subject.id)
@@ -64,35 +66,34 @@ def _lock_subject(session: Session, *, subject: Subject) -> Subject:
     return locked
 
 
-def _delete_personal_rows(session: Session, *, subject_id: str) -> tuple[int, tuple[str, ...]]:
+def _delete_personal_rows(
+    session: Session, *, subject_id: str
+) -> tuple[dict[str, int], tuple[str, ...]]:
     """Delete templates, retained images, consents, merchant exclusions and preferences.
 
-    Returns the number of templates and their engine keys. Authorizations are kept: they hold
-    only pseudonymous fields and point at the subject's stub.
+    Returns the rows deleted per table and the templates' engine keys. Authorizations are
+    kept: they hold only pseudonymous fields and point at the subject's stub.
     """
     rows = session.execute(
         select(Template.engine_id, Template.engine_version).where(Template.subject_id == subject_id)
     ).all()
     keys = tuple(sorted({engine_key(row.engine_id, row.engine_version) for row in rows}))
+    deleted = {}
     for table in (Template, RetainedImage, Consent, MerchantExclusion, Preference):
-        session.execute(
+        result = session.execute(
             delete(table)
             .where(table.subject_id == subject_id)
             .execution_options(synchronize_session=False)
         )
-    return len(rows), keys
+        deleted[table.__tablename__] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return deleted, keys
 
 
 def _shred(subject: Subject) -> None:
     """Destroy the data key and every personal column; mark the subject erased."""
-    subject.wrapped_data_key = None
-    subject.sealed_phone = None
-    subject.sealed_payment_token = None
-    subject.phone_bucket = None
-    subject.pin_hash = None
-    subject.external_ref = None
+    for name in SHREDDED_FIELDS:
+        setattr(subject, name, None)
     subject.status = "erased"
-    subject.erased_at = utcnow()
 
 
 def receipt_hash(receipt: ErasureReceipt, *, audit_hash: str) -> str:
@@ -112,12 +113,11 @@ def receipt_hash(receipt: ErasureReceipt, *, audit_hash: str) -> str:
 def _write_receipt(
     session: Session, *, subject: Subject, count: int, event: AuditEvent
 ) -> ErasureReceipt:
-    assert subject.erased_at is not None
     receipt = ErasureReceipt(
         id=new_id(),
         network_id=subject.network_id,
         subject_pseudonym=subject.pseudonym,
-        erased_at=subject.erased_at,
+        erased_at=event.occurred_at,
         templates_erased=count,
         audit_sequence=event.sequence,
     )
@@ -141,7 +141,8 @@ def erase_subject(
         SubjectNotActive: the subject was already erased.
     """
     locked = _lock_subject(session, subject=subject)
-    count, keys = _delete_personal_rows(session, subject_id=locked.id)
+    deleted, keys = _delete_personal_rows(session, subject_id=locked.id)
+    count = deleted[Template.__tablename__]
     _shred(locked)
     for key in keys:
         record_change(
@@ -158,7 +159,7 @@ def erase_subject(
         action=ERASE_ACTION,
         subject_pseudonym=locked.pseudonym,
         outcome="erased",
-        details={"templates_erased": count},
+        details={"templates_erased": count, "deleted": deleted},
     )
     receipt = _write_receipt(session, subject=locked, count=count, event=event)
-    return ErasureResult(locked.id, locked.pseudonym, count, keys, receipt, event)
+    return ErasureResult(locked.id, locked.pseudonym, count, keys, receipt, event, deleted)

@@ -68,9 +68,9 @@ def gallery_snapshot(
     """Every live template of one gallery with its subject, and the sequence they reflect.
 
     The templates and the sequence come from ONE statement, hence one snapshot on every backend
-    (separate statements may see different commits under READ COMMITTED or SQLite autocommit
-    reads). With no live template, the sequence read before the statement is returned: changes
-    after it are replayed, which at worst removes a subject that is already absent.
+    (separate statements may see different commits under PostgreSQL's READ COMMITTED). With no
+    live template, the sequence read before the statement is returned: changes after it are
+    replayed, which at worst removes a subject that is already absent.
     """
     key = engine_key(engine_id, engine_version)
     before = current_sequence(session, network_id=network_id, engine_key=key)

@@ -4,14 +4,14 @@ PostgreSQL: ``SELECT ... FOR NO KEY UPDATE`` on the network row, held until the 
 It conflicts with itself but not with the ``FOR KEY SHARE`` locks that foreign-key checks take,
 so inserting rows that reference the network never deadlocks against it.
 
-SQLite: a no-op ``UPDATE`` of the network row. It makes the driver open the write transaction
-now (waiting out the busy timeout), so every read that follows sees the latest commit and no
-other writer can interleave.
+SQLite: nothing more to take. A :meth:`~facekey.store.database.Database.session` begins
+``IMMEDIATE``, so it holds the database's write lock from its first statement and no other
+writer can interleave; only the network's existence is checked.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from facekey.errors import NetworkNotFound
@@ -24,16 +24,8 @@ def lock_network(session: Session, *, network_id: str) -> None:
     Raises:
         NetworkNotFound: the network does not exist.
     """
-    if session.get_bind().dialect.name == "sqlite":
-        result = session.execute(
-            update(Network)
-            .where(Network.id == network_id)
-            .values(name=Network.name)
-            .execution_options(synchronize_session=False)
-        )
-        found = result.rowcount == 1  # type: ignore[attr-defined]
-    else:
-        stmt = select(Network.id).where(Network.id == network_id).with_for_update(key_share=True)
-        found = session.scalar(stmt) is not None
-    if not found:
+    stmt = select(Network.id).where(Network.id == network_id)
+    if session.get_bind().dialect.name != "sqlite":
+        stmt = stmt.with_for_update(key_share=True)
+    if session.scalar(stmt) is None:
         raise NetworkNotFound(f"network {network_id} does not exist")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from facekey.errors import SubjectNotActive
 from facekey.store.gallery_log import record_change
+from facekey.store.statements import rowcount
 from facekey.store.tables import (
     Consent,
     RetainedImage,
@@ -343,3 +344,18 @@ def count_active(session: Session, *, network_id: str) -> int:
         Subject.network_id == network_id, Subject.status == "active"
     )
     return int(session.scalar(stmt) or 0)
+
+
+def set_pin_hash(
+    session: Session, *, network_id: str, subject_id: str, pin_hash: str | None
+) -> bool:
+    """Store (or clear, with None) an active subject's salted PIN hash; False if not found."""
+    stmt = (
+        update(Subject)
+        .where(
+            Subject.id == subject_id, Subject.network_id == network_id, Subject.status == "active"
+        )
+        .values(pin_hash=pin_hash)
+        .execution_options(synchronize_session="fetch")
+    )
+    return rowcount(session, stmt) > 0

@@ -182,11 +182,14 @@ class Device(Base):
     )
     wrapped_secret: Mapped[bytes] = mapped_column(LargeBinary)
     kek_id: Mapped[str] = mapped_column(String(100))
-    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     name: Mapped[str | None] = mapped_column(String(200))
-    #: When the device was disabled (``enabled`` is then False); NULL while enabled.
+    #: When the device was disabled, for good; NULL while it is enabled.
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def enabled(self) -> bool:
+        return self.disabled_at is None
 
 
 class ApiKey(Base):
@@ -221,9 +224,9 @@ class Subject(Base):
     #: The public pseudonym written to audit events instead of the id.
     pseudonym: Mapped[str] = mapped_column(String(32), unique=True, default=new_pseudonym)
     external_ref: Mapped[str | None] = mapped_column(String(200))
+    #: "active", or "erased" (when is the erasure receipt's ``erased_at``).
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: The subject's data key wrapped by the key-encryption key; NULL once erased.
     wrapped_data_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     kek_id: Mapped[str | None] = mapped_column(String(100))

@@ -152,3 +152,50 @@ def revoke_api_keys(session: Session, *, network_id: str, scope: str | None = No
         stmt = stmt.where(ApiKey.scope == scope)
     result = session.execute(stmt)
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def list_merchants(session: Session, *, network_id: str) -> list[Merchant]:
+    """The network's merchants, oldest first."""
+    stmt = (
+        select(Merchant)
+        .where(Merchant.network_id == network_id)
+        .order_by(Merchant.created_at, Merchant.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def list_devices(session: Session, *, network_id: str) -> list[Device]:
+    """The network's devices, disabled ones included, oldest first."""
+    stmt = (
+        select(Device).where(Device.network_id == network_id).order_by(Device.created_at, Device.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def _network_device(session: Session, *, network_id: str, device_id: str) -> Device | None:
+    stmt = select(Device).where(Device.id == device_id, Device.network_id == network_id)
+    return session.scalars(stmt).first()
+
+
+def disable_device(session: Session, *, network_id: str, device_id: str) -> bool:
+    """Disable a device for good (``disabled_at`` set once).
+
+    Returns False when the network has no such device; disabling twice is a no-op.
+    """
+    device = _network_device(session, network_id=network_id, device_id=device_id)
+    if device is None:
+        return False
+    if device.disabled_at is None:
+        device.disabled_at = utcnow()
+        session.flush()
+    return True
+
+
+def rename_device(session: Session, *, network_id: str, device_id: str, name: str | None) -> bool:
+    """Set a device's display name; False when the network has no such device."""
+    device = _network_device(session, network_id=network_id, device_id=device_id)
+    if device is None:
+        return False
+    device.name = name
+    session.flush()
+    return True
