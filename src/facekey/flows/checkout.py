@@ -28,6 +28,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from facekey.calibration import UNMASKED
+from facekey.currencies import is_currency
 from facekey.errors import (
     IdempotencyConflict,
     InvalidRequest,
@@ -58,8 +59,10 @@ from facekey.security.pins import verify_pin
 from facekey.store import audit, fingerprints, ledger, lockouts, personalization, subjects
 from facekey.store.tables import Authorization, Network, Subject, new_id
 
-_CURRENCY = re.compile(r"[A-Z]{3}")
 _DIGITS = re.compile(r"[0-9]{4}")
+#: The largest amount a checkout may state (minor units): far above any network's limit,
+#: and within every database's integers.
+MAX_AMOUNT: Final = 10**12 - 1
 STEP_UP_TTL: Final = timedelta(minutes=5)
 REPLAY_WINDOW: Final = timedelta(hours=1)
 LOCK_AFTER: Final = 5
@@ -80,10 +83,12 @@ class CheckoutRequest:
     liveness_session_id: str | None = None
 
     def validate(self) -> None:
-        if self.amount_minor <= 0:
-            raise InvalidRequest("amount must be a positive number of minor units (cents)")
-        if not _CURRENCY.fullmatch(self.currency):
-            raise InvalidRequest("currency must be an ISO 4217 code such as EUR")
+        if not 0 < self.amount_minor <= MAX_AMOUNT:
+            raise InvalidRequest(
+                f"amount must be a positive number of minor units (cents), at most {MAX_AMOUNT}"
+            )
+        if not is_currency(self.currency):
+            raise InvalidRequest("currency must be the ISO 4217 code of a currency, such as EUR")
         if not 1 <= len(self.idempotency_key) <= 200:
             raise InvalidRequest("idempotency_key must be 1 to 200 characters")
         given = (self.image, self.template, self.liveness_session_id)
@@ -234,7 +239,9 @@ def daily_totals(platform: Platform, principal: Principal, day: str) -> dict[str
     try:
         date = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).date()
     except ValueError as exc:
-        raise InvalidRequest("day must be YYYY-MM-DD") from exc
+        raise InvalidRequest("day must be a date written YYYY-MM-DD") from exc
+    if date >= date.max:  # the day's end would be past the last date there is
+        raise InvalidRequest("day must be before 9999-12-31")
     with platform.database.session() as session:
         totals = ledger.daily_totals(session, network_id=principal.network_id, day=date)
     return {"day": day, "merchants": [vars(t) | {} for t in totals]}

@@ -88,7 +88,6 @@ Inputs the caller must get right
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -96,6 +95,7 @@ from itertools import pairwise
 from typing import Literal, NamedTuple, get_args
 
 from facekey.calibration import CalibrationTable
+from facekey.currencies import is_currency
 
 __all__ = [
     "POLICY_VERSION",
@@ -133,7 +133,6 @@ StepUpMethod = Literal["phone_digits", "pin"]
 Evidence = dict[str, float | int | str | None]
 
 _TOLERANCE = 1e-9
-_CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 class Reason(StrEnum):
@@ -268,8 +267,8 @@ class RiskInput:
         """Reject a negative amount or a currency that is not an ISO 4217 code."""
         if self.amount_minor < 0:
             raise ValueError(f"amount must not be negative, got {self.amount_minor}")
-        if not _CURRENCY.fullmatch(self.currency):
-            raise ValueError(f"currency must be an ISO 4217 code, got {self.currency!r}")
+        if not is_currency(self.currency):
+            raise ValueError(f"currency must be an ISO 4217 code in use, got {self.currency!r}")
 
 
 @dataclass(frozen=True)
@@ -307,8 +306,8 @@ class RiskConfig:
             raise ValueError("velocity settings must not be negative")
         if not self.step_up_methods:
             raise ValueError("at least one step-up method is needed")
-        if self.currency is not None and not _CURRENCY.fullmatch(self.currency):
-            raise ValueError(f"currency must be an ISO 4217 code, got {self.currency!r}")
+        if self.currency is not None and not is_currency(self.currency):
+            raise ValueError(f"currency must be an ISO 4217 code in use, got {self.currency!r}")
 
 
 # --------------------------------------------------------------------------- output

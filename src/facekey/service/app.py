@@ -15,6 +15,7 @@ from facekey.gallery.index import limit_faiss_threads
 from facekey.service.limits import BodyLimitMiddleware
 from facekey.service.metrics import Metrics, MetricsMiddleware
 from facekey.service.problems import install_problem_handlers
+from facekey.service.requests import RequestIdMiddleware
 from facekey.service.routes import checkout, identify, liveness, ops, subjects
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     max_body = settings.images.max_bytes * settings.max_images_per_request + _BODY_SLACK
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestIdMiddleware)  # the outermost: every answer carries the id
     return app
 
 

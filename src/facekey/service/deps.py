@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request, UploadFile
+from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from facekey.errors import ImageTooLarge, InvalidRequest
 from facekey.flows.auth import Principal, authenticate
@@ -53,7 +55,7 @@ PrivacyKey = Annotated[Principal, Depends(scoped(Scope.PRIVACY))]
 AdminKey = Annotated[Principal, Depends(scoped(Scope.ADMIN))]
 
 
-async def read_upload(upload: UploadFile, platform: Platform, *, name: str) -> bytes:
+async def read_upload(upload: StarletteUploadFile, platform: Platform, *, name: str) -> bytes:
     """The bytes of one uploaded image, refused past the byte limit without reading it all."""
     limit = platform.settings.images.max_bytes
     data = await upload.read(limit + 1)
@@ -79,6 +81,35 @@ async def signed_device(
             body=raw,
         )
     )
+
+
+#: JSON bodies nest at most this deep (Python's parser would recurse past its limit).
+MAX_JSON_DEPTH = 16
+
+
+def json_object(body: bytes, *, max_bytes: int) -> dict[str, Any]:
+    """A request body that must be one JSON object, small and shallow; else 422."""
+    if len(body) > max_bytes:
+        raise InvalidRequest(f"the body is limited to {max_bytes} bytes of JSON")
+    depth = deepest = 0
+    for byte in body:  # before parsing: a deep nesting must never reach the parser
+        depth += (byte in b"[{") - (byte in b"]}")
+        deepest = max(deepest, depth)
+    if deepest > MAX_JSON_DEPTH:
+        raise InvalidRequest(f"the JSON nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest("the body must be JSON") from exc
+    if not isinstance(parsed, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    return parsed
+
+
+async def single_image(request: Request) -> None:
+    """Refuse a form that carries the ``image`` file more than once (not a silent pick)."""
+    if len((await request.form()).getlist("image")) > 1:
+        raise InvalidRequest("send one image, not several")
 
 
 def form_text(value: str | None, name: str, *, max_length: int = 4096) -> str | None:

@@ -6,7 +6,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from facekey.service.problems import PROBLEM_JSON, TYPE_BASE
+from facekey.service.problems import PROBLEM_JSON, problem_body
+from facekey.service.requests import request_id_in
 
 
 class BodyTooLarge(Exception):
@@ -26,7 +27,7 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+            await self._refuse(scope, send)
             return
         state = {"received": 0, "too_large": False, "answered": False}
 
@@ -43,7 +44,7 @@ class BodyLimitMiddleware:
             if state["too_large"]:
                 if not state["answered"]:
                     state["answered"] = True
-                    await self._refuse(send)
+                    await self._refuse(scope, send)
                 return
             await send(message)
 
@@ -53,16 +54,17 @@ class BodyLimitMiddleware:
             if not state["too_large"]:  # only the interrupted body's consequences are ours
                 raise
         if state["too_large"] and not state["answered"]:
-            await self._refuse(send)
+            await self._refuse(scope, send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send) -> None:
         body = json.dumps(
-            {
-                "type": TYPE_BASE + "request-too-large",
-                "title": "Request too large",
-                "status": 413,
-                "detail": f"the request body is larger than {self.max_bytes} bytes",
-            }
+            problem_body(
+                413,
+                "request-too-large",
+                "Request too large",
+                f"the request body is larger than {self.max_bytes} bytes",
+                request_id_in(scope),
+            )
         ).encode()
         await send(
             {

@@ -1,4 +1,9 @@
-"""RFC 9457 problem+json: the one place where facekey errors become HTTP responses."""
+"""RFC 9457 problem+json: the one place where errors become HTTP responses.
+
+Every problem carries the request's id (``request_id``, also the ``X-Request-ID`` header), and
+so does the log line of an internal error: a caller quoting it finds the traceback. Whatever a
+route lets escape, a bug included, becomes a problem+json 500, never a plain-text page.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from facekey import errors
+from facekey.service.requests import HEADER as REQUEST_ID_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +50,37 @@ _STATUS: Final[tuple[tuple[type[errors.FacekeyError], int], ...]] = (
 )
 
 
-def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
-    """A problem+json response."""
-    body = {"type": TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body | extra, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+def problem_body(
+    status: int, slug: str, title: str, detail: str, request_id: str | None
+) -> dict[str, Any]:
+    """The fields of a problem (``request_id`` when the request has one)."""
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if request_id:
+        body["request_id"] = request_id
+    return body
+
+
+def problem(
+    request: Request, status: int, slug: str, title: str, detail: str, **extra: Any
+) -> JSONResponse:
+    """A problem+json response to ``request``."""
+    request_id = request_id_of(request)
+    body = problem_body(status, slug, title, detail, request_id) | extra
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if request_id:  # a 500 is answered outside the middleware that adds it to the others
+        headers[REQUEST_ID_HEADER] = request_id
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def request_id_of(request: Request) -> str | None:
+    """The id :class:`~facekey.service.requests.RequestIdMiddleware` gave the request."""
+    value = getattr(request.state, "request_id", None)
+    return value if isinstance(value, str) else None
 
 
 def status_of(exc: errors.FacekeyError) -> int:
@@ -65,9 +97,8 @@ async def _facekey_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.FacekeyError)
     status = status_of(exc)
     if status >= 500:
-        log.error("internal error on %s %s: %r", request.method, request.url.path, exc)
-        return problem(500, "internal-error", "Internal error", "the server could not do this")
-    response = problem(status, _slug(exc), _title(exc), str(exc), **_extra(request, exc))
+        return await _internal_error(request, exc)
+    response = problem(request, status, _slug(exc), _title(exc), str(exc), **_extra(request, exc))
     if isinstance(exc, errors.LivenessLocked):
         response.headers["Retry-After"] = str(exc.retry_after_s)
     return response
@@ -95,16 +126,35 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         for e in exc.errors()
     ]
     detail = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in problems)
-    return problem(422, "invalid-request", "Invalid request", detail, errors=problems)
+    return problem(request, 422, "invalid-request", "Invalid request", detail, errors=problems)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return problem(exc.status_code, "http-error", str(exc.detail), str(exc.detail))
+    return problem(request, exc.status_code, "http-error", str(exc.detail), str(exc.detail))
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """Anything a route let escape: logged with its traceback and request id, answered 500."""
+    log.error(
+        "internal error on %s %s (request %s)",
+        request.method,
+        request.url.path,
+        request_id_of(request),
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+    return problem(
+        request,
+        500,
+        "internal-error",
+        "Internal error",
+        "the server could not do this; quote the request id when you report it",
+    )
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Map facekey errors, validation errors and HTTP errors to problem+json."""
+    """Map facekey errors, validation errors, HTTP errors and anything else to problem+json."""
     app.add_exception_handler(errors.FacekeyError, _facekey_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _internal_error)

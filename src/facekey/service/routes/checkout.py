@@ -8,25 +8,31 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from facekey.errors import ImageTooLarge, InvalidRequest
+from facekey.errors import InvalidRequest
 from facekey.flows import checkout as checkout_flow
-from facekey.flows.personalization import set_exclusion, set_preferences
+from facekey.flows.personalization import MAX_PREFERENCES_BYTES, set_exclusion, set_preferences
 from facekey.service.deps import (
     AdminKey,
     EnrolKey,
     PlatformDep,
     PrivacyKey,
     TerminalKey,
+    json_object,
+    read_upload,
     signed_device,
 )
 
 router = APIRouter(tags=["checkout"])
+
+#: ASCII digits only: ``str.isdigit`` and ``int`` also take "²", "١٢٣" and "𝟙𝟚𝟛".
+_AMOUNT = re.compile(r"[0-9]{1,15}")
 
 _FIELDS = {
     "amount": {"type": "integer", "description": "minor units (cents)"},
@@ -72,15 +78,13 @@ def _text(form: FormData, name: str, *, required: bool = True) -> str | None:
 
 
 async def _probe(form: FormData, platform: PlatformDep) -> tuple[bytes | None, bytes | None]:
-    image = form.get("image")
+    images = form.getlist("image")
+    if len(images) > 1:
+        raise InvalidRequest("send one image, not several")
+    image = images[0] if images else None
     if image is not None and not isinstance(image, UploadFile):
         raise InvalidRequest("image must be a file")
-    data = None
-    if image is not None:
-        limit = platform.settings.images.max_bytes
-        data = await image.read(limit + 1)
-        if len(data) > limit:
-            raise ImageTooLarge(f"image: larger than {limit} bytes")
+    data = None if image is None else await read_upload(image, platform, name="image")
     encoded = _text(form, "template", required=False)
     template = None
     if encoded is not None:
@@ -102,8 +106,8 @@ async def checkout(request: Request, platform: PlatformDep, principal: TerminalK
     device = await signed_device(request, platform, principal)
     async with request.form(max_files=2, max_fields=20) as form:
         amount = _text(form, "amount") or ""
-        if not amount.isdigit():
-            raise InvalidRequest("amount must be a whole number of minor units")
+        if not _AMOUNT.fullmatch(amount):
+            raise InvalidRequest("amount must be a whole number of minor units, in digits 0-9")
         image, template = await _probe(form, platform)
         body = checkout_flow.CheckoutRequest(
             amount_minor=int(amount),
@@ -167,10 +171,7 @@ async def preferences(
     platform: PlatformDep,
     principal: EnrolKey,
 ) -> Any:
-    try:
-        payload = await request.json()
-    except ValueError as exc:
-        raise InvalidRequest("the body must be JSON") from exc
+    payload = json_object(await request.body(), max_bytes=MAX_PREFERENCES_BYTES)
     return await run_in_threadpool(
         set_preferences, platform, principal, subject_id, merchant_id, payload
     )

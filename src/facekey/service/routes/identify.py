@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from facekey.flows import search
-from facekey.service.deps import PlatformDep, TerminalKey, form_text, read_upload
+from facekey.service.deps import PlatformDep, TerminalKey, form_text, read_upload, single_image
 
 router = APIRouter(tags=["identification"])
 
@@ -26,7 +26,12 @@ class IdentifyAnswer(BaseModel):
     )
 
 
-@router.post("/v1/identify", summary="Who is this? (1:N)", response_model=IdentifyAnswer)
+@router.post(
+    "/v1/identify",
+    summary="Who is this? (1:N)",
+    response_model=IdentifyAnswer,
+    dependencies=[Depends(single_image)],
+)
 async def identify(
     platform: PlatformDep,
     principal: TerminalKey,

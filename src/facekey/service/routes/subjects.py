@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
@@ -19,6 +19,7 @@ from facekey.service.deps import (
     VerifyKey,
     form_text,
     read_upload,
+    single_image,
 )
 
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
@@ -95,6 +96,7 @@ class VerifyAnswer(BaseModel):
     "/{subject_id}/verify",
     summary="1:1 verification against one subject who consents to the purpose",
     response_model=VerifyAnswer,
+    dependencies=[Depends(single_image)],
 )
 async def verify(
     subject_id: str,
