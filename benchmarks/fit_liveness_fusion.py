@@ -1,6 +1,6 @@
 """Fit the passive-session fusion weights on the development data (../shared/data only).
 
-Builds sessions with :func:`facekey.liveness.dev_sessions.build_dev_sessions`, measures each
+Builds sessions with :func:`facekey.evaluation.liveness_sessions.build_dev_sessions`, measures each
 burst's features with :class:`facekey.liveness.session.LivenessChecker`, prints 5-fold
 cross-validated errors and the weights fitted on all sessions, to be copied into
 ``facekey.liveness.fusion.WEIGHTS`` (bump ``FUSION_VERSION``).
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from facekey.evaluation.datasets import image_files
+from facekey.evaluation.liveness_sessions import build_dev_sessions
 from facekey.imaging import read_image_file
-from facekey.liveness.dev_sessions import build_dev_sessions
 from facekey.liveness.fusion import decide_session, fit_logistic
 from facekey.liveness.session import LivenessChecker
 from facekey.liveness.temporal import TemporalFeatures, burst_features

@@ -191,7 +191,7 @@ def liveness_calibrate(
     """Choose the passive threshold where the worst attack type's APCER ≤ --apcer; write it."""
     from dataclasses import asdict
 
-    from facekey.liveness.calibration import run_passive_calibration
+    from facekey.evaluation.liveness_calibration import run_passive_calibration
 
     _emit(asdict(run_passive_calibration(live=live, attacks=attack, apcer=apcer, out=out)))
 
@@ -206,7 +206,7 @@ def eval_liveness(
     ] = False,
 ) -> None:
     """APCER/BPCER of frames or passive sessions; writes report.json/.md and det.png."""
-    from facekey.liveness.evaluation import run_liveness_evaluation
+    from facekey.evaluation.liveness_eval import run_liveness_evaluation
 
     report = run_liveness_evaluation(live=live, attacks=attack, out_dir=out, sequences=sequences)
     _emit({k: report[k] for k in ("mode", "apcer", "apcer_per_type", "bpcer", "bpcer_at_apcer")})

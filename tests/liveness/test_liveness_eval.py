@@ -12,8 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from facekey.cli import app
-from facekey.liveness.calibration import PassiveThreshold, load_threshold, threshold_at_apcer
-from facekey.liveness.evaluation import pad_metrics
+from facekey.evaluation.liveness_calibration import threshold_at_apcer
+from facekey.evaluation.liveness_eval import pad_metrics
+from facekey.liveness.threshold import PassiveThreshold, load_threshold
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "liveness"
 REQUIRED = ("apcer", "apcer_per_type", "bpcer", "bpcer_at_apcer", "samples", "failures_to_acquire")

@@ -10,7 +10,6 @@ import pytest
 
 from facekey.errors import ModelIntegrityError
 from facekey.imaging import read_image_file
-from facekey.liveness.calibration import load_threshold
 from facekey.liveness.passive import (
     MINIFASNET_MODELS,
     MiniFasNetPair,
@@ -20,6 +19,7 @@ from facekey.liveness.passive import (
     live_probability,
 )
 from facekey.liveness.session import LivenessChecker
+from facekey.liveness.threshold import load_threshold
 from facekey.vision.types import Box
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "liveness"

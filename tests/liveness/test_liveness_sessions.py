@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facekey.evaluation.liveness_sessions import moved_still, static_still
 from facekey.imaging import read_image_file
-from facekey.liveness.dev_sessions import moved_still, static_still
 from facekey.liveness.fusion import FUSION_VERSION, decide_session, fit_logistic
 from facekey.liveness.session import LivenessChecker
 from facekey.liveness.temporal import TemporalFeatures, fit_homography, homography_residual

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facekey.evaluation.liveness_sessions import _perspective, tilted_still
 from facekey.flows.liveness import pose_samples
 from facekey.imaging import read_image_file
-from facekey.liveness.dev_sessions import _perspective, tilted_still
 from facekey.liveness.photometric import (
     MIN_POSE_CHANGE,
     PLANAR_AGREEMENT,

@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import update
 
+from facekey.evaluation.liveness_sessions import moved_still, tilted_still
 from facekey.flows import liveness as liveness_flow
 from facekey.flows.platform import Platform
 from facekey.imaging import read_image_file
-from facekey.liveness.dev_sessions import moved_still, tilted_still
 from facekey.liveness.photometric import PLANAR_AGREEMENT
 from facekey.store.tables import LivenessSession
 

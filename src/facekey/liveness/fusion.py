@@ -22,7 +22,7 @@ region moved as one plane (a photo or a screen, however tilted); it carries no w
 
 How the weights were fitted (:func:`fit_logistic`, L2-regularised Newton steps): only on the
 development data in ``../shared/data`` turned into sessions by
-:func:`facekey.liveness.dev_sessions.build_dev_sessions` (NUAA live and hand-held-print
+:func:`facekey.evaluation.liveness_sessions.build_dev_sessions` (NUAA live and hand-held-print
 windows, head-turn windows, NUAA stills moved/scaled/rotated or left static), with the script
 ``benchmarks/fit_liveness_fusion.py``. Bump :data:`FUSION_VERSION` whenever a weight changes.
 """

@@ -164,14 +164,3 @@ def failure_times(
         .order_by(LivenessSession.finished_at.desc())
     )
     return [t for t in session.scalars(stmt) if t is not None]
-
-
-def count_failures(
-    session: Session,
-    *,
-    since: datetime,
-    device_id: str | None = None,
-    subject_id: str | None = None,
-) -> int:
-    """How many sessions of a device or a subject failed since ``since``."""
-    return len(failure_times(session, since=since, device_id=device_id, subject_id=subject_id))

@@ -1,60 +1,26 @@
-"""The passive scorer's operating threshold: chosen on data, kept in a small versioned file.
+"""``facekey liveness calibrate``: choose the passive scorer's threshold on data (a dev tool).
 
 A face is called live by the passive scorer when its score is at least the threshold. The
 threshold is the lowest one at which the *worst* attack type's APCER (ISO/IEC 30107-3: the share
 of that type's presentations accepted as live) is at most a target, so it rejects as few live
 faces as the data allow. ``facekey liveness calibrate`` writes it to
-``facekey/liveness/passive-threshold.json`` together with the scorer's name and version, the
-data it was chosen on and the date; :func:`load_threshold` reads it back and refuses a file
-written for another scorer.
+``facekey/liveness/passive-threshold.json`` (read at run time by
+:func:`facekey.liveness.threshold.load_threshold`) together with the scorer's name and version,
+the data it was chosen on and the date.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from importlib.resources import files
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from facekey.errors import DatasetError
-
-THRESHOLD_FORMAT: Final = 1
-THRESHOLD_FILE: Final = "passive-threshold.json"
-
-
-@dataclass(frozen=True)
-class PassiveThreshold:
-    """A calibrated operating threshold for one passive scorer (name and version)."""
-
-    scorer: str
-    scorer_version: str
-    threshold: float
-    apcer_target: float
-    data: Mapping[str, Any] = field(default_factory=dict)
-    date: str = ""
-    format: int = THRESHOLD_FORMAT
-
-    def to_json(self) -> str:
-        """The file's text (sorted keys, indented)."""
-        return json.dumps({**asdict(self), "data": dict(self.data)}, indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> PassiveThreshold:
-        """Parse a threshold file; raises :class:`DatasetError` on a malformed one."""
-        try:
-            document = json.loads(text)
-            if document.get("format") != THRESHOLD_FORMAT:
-                raise ValueError(f"unsupported format {document.get('format')!r}")
-            return cls(**document)
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise DatasetError(f"malformed passive threshold file: {exc}") from exc
+from facekey.liveness.threshold import PassiveThreshold, packaged_threshold_path
 
 
 def threshold_at_apcer(attack_scores: Mapping[str, npt.ArrayLike], apcer: float) -> float:
@@ -104,26 +70,6 @@ def calibrate(
     )
 
 
-def packaged_threshold_path() -> Path:
-    """Where the packaged threshold file lives in the source tree (the default ``--out``)."""
-    return Path(__file__).with_name(THRESHOLD_FILE)
-
-
-def load_threshold(scorer: str, scorer_version: str, path: Path | None = None) -> PassiveThreshold:
-    """The calibrated threshold for ``scorer``; refuses a file made for another scorer."""
-    if path is None:
-        text = files("facekey.liveness").joinpath(THRESHOLD_FILE).read_text(encoding="utf-8")
-    else:
-        text = path.read_text(encoding="utf-8")
-    loaded = PassiveThreshold.from_json(text)
-    if (loaded.scorer, loaded.scorer_version) != (scorer, scorer_version):
-        raise DatasetError(
-            f"the threshold file is for {loaded.scorer} v{loaded.scorer_version}, not "
-            f"{scorer} v{scorer_version}; run `facekey liveness calibrate`"
-        )
-    return loaded
-
-
 def write_threshold(threshold: PassiveThreshold, path: Path) -> Path:
     """Write the threshold file and return its path."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +82,7 @@ def run_passive_calibration(
 ) -> PassiveThreshold:
     """Score the folders with the default checker, choose the threshold and write it."""
     from facekey.evaluation.datasets import image_files
-    from facekey.liveness.evaluation import attack_folders
+    from facekey.evaluation.liveness_eval import attack_folders
     from facekey.liveness.session import LivenessChecker, score_files
 
     checker = LivenessChecker()

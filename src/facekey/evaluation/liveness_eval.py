@@ -25,13 +25,14 @@ import numpy.typing as npt
 
 from facekey.errors import DatasetError, MissingExtra
 from facekey.evaluation.datasets import image_files
+from facekey.evaluation.liveness_calibration import threshold_at_apcer
 from facekey.evaluation.machine import machine_info
 from facekey.evaluation.metrics import det_points
 from facekey.evaluation.progress import progress_bar
 from facekey.imaging import read_image_file
-from facekey.liveness.calibration import load_threshold, threshold_at_apcer
 from facekey.liveness.fusion import FUSION_VERSION, LIVE_AT
 from facekey.liveness.session import LivenessChecker, score_files
+from facekey.liveness.threshold import load_threshold
 
 Scores = npt.NDArray[np.float64]
 APCER_LEVELS: Final = (0.05, 0.10)
