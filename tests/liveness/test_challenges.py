@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from facekey.evaluation.liveness_sessions import moved_still
-from facekey.flows.liveness import pose_samples
 from facekey.imaging import read_image_file
 from facekey.liveness.challenges import (
     CHALLENGES,
@@ -20,6 +19,7 @@ from facekey.liveness.challenges import (
     find_blink,
     find_excursion,
     parse_challenges,
+    pose_samples,
     random_challenges,
     verify_challenges,
 )

@@ -3,7 +3,8 @@
 A face is called live by the passive scorer when its score is at least the threshold. The
 threshold is the lowest one at which the *worst* attack type's APCER (ISO/IEC 30107-3: the share
 of that type's presentations accepted as live) is at most a target, so it rejects as few live
-faces as the data allow. ``facekey liveness calibrate`` writes it to
+faces as the data allow; the attack "types" are the data's *sources* (see
+:mod:`facekey.evaluation.liveness_loso`). ``facekey liveness calibrate`` writes it to
 ``facekey/liveness/passive-threshold.json`` (read at run time by
 :func:`facekey.liveness.threshold.load_threshold`) together with the scorer's name and version,
 the data it was chosen on and the date.
@@ -12,7 +13,7 @@ the data it was chosen on and the date.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from facekey.liveness.threshold import PassiveThreshold, packaged_threshold_path
+from facekey.errors import DatasetError
+from facekey.liveness.threshold import PassiveThreshold, load_threshold, packaged_threshold_path
 
 
 def threshold_at_apcer(attack_scores: Mapping[str, npt.ArrayLike], apcer: float) -> float:
@@ -45,29 +47,64 @@ def _type_threshold(scores: npt.NDArray[np.float64], apcer: float) -> float:
     return float(np.nextafter(descending[allowed], math.inf))
 
 
-def calibrate(
+def run_passive_calibration(
     *,
-    scorer: str,
-    scorer_version: str,
-    live_scores: npt.ArrayLike,
-    attack_scores: Mapping[str, npt.ArrayLike],
+    live: Path | None = None,
+    attacks: Sequence[Path] = (),
+    sources: Path | None = None,
+    sessions: Path | None = None,
     apcer: float = 0.05,
-    data: Mapping[str, Any] | None = None,
+    out: Path | None = None,
 ) -> PassiveThreshold:
-    """Choose the threshold on the given scores (see :func:`threshold_at_apcer`)."""
-    live = np.asarray(live_scores, dtype=np.float64)
-    threshold = threshold_at_apcer(attack_scores, apcer)
-    finite = live[np.isfinite(live)]
-    bpcer = float(np.mean(~(finite >= threshold))) if finite.size else math.nan
-    summary = {**(data or {}), "bpcer_on_this_data": round(bpcer, 4)}
-    return PassiveThreshold(
-        scorer=scorer,
-        scorer_version=scorer_version,
+    """Score the data with the default checker, choose the operating point, write the file.
+
+    Frames come from ``sources`` (a source tree) or from ``live`` with one ``attacks`` folder
+    per source; the burst thresholds from the ``sessions`` tree (kept from the packaged file
+    without one). The rule is :func:`facekey.evaluation.liveness_loso.fit_operating`.
+    """
+    from facekey.evaluation.liveness_eval import (
+        attack_folders,
+        run_scores,
+        source_folders,
+        source_scores,
+    )
+    from facekey.evaluation.liveness_loso import SourceScores, fit_operating
+    from facekey.liveness.session import LivenessChecker
+
+    checker = LivenessChecker()
+    if sources is not None:
+        frames = [source_scores(f, checker, False) for f in source_folders(sources)]
+        described: dict[str, Any] = {"sources": f"{sources} ({len(frames)} sources)"}
+    elif live is not None and attacks:
+        live_side = run_scores(live, checker, False)
+        frames = [
+            SourceScores(name, name, live_side, run_scores(folder, checker, False))
+            for name, folder in attack_folders(attacks).items()
+        ]
+        described = {"live": str(live), "attack": [str(a) for a in attacks]}
+    else:
+        raise DatasetError("give a source tree, or live images and attack folders")
+    threshold = fit_operating(frames, apcer).live_at
+    current = load_threshold(checker.scorer.name, checker.scorer.version)
+    live_at, spoof_at = current.session_live_at, current.session_spoof_at
+    if sessions is not None:
+        bursts = [source_scores(f, checker, True) for f in source_folders(sessions)]
+        operating = fit_operating(bursts, apcer, sessions=True)
+        live_at, spoof_at = operating.live_at, operating.spoof_at
+        described["sessions"] = f"{sessions} ({len(bursts)} sources)"
+    described |= {"detector": checker.detector.name, "rule": "every source's APCER <= target"}
+    result = PassiveThreshold(
+        scorer=checker.scorer.name,
+        scorer_version=checker.scorer.version,
         threshold=threshold,
         apcer_target=apcer,
-        data=summary,
+        session_live_at=live_at,
+        session_spoof_at=spoof_at,
+        data=described,
         date=datetime.now(UTC).date().isoformat(),
     )
+    write_threshold(result, out or packaged_threshold_path())
+    return result
 
 
 def write_threshold(threshold: PassiveThreshold, path: Path) -> Path:
@@ -75,37 +112,3 @@ def write_threshold(threshold: PassiveThreshold, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(threshold.to_json() + "\n", encoding="utf-8")
     return path
-
-
-def run_passive_calibration(
-    *, live: Path, attacks: list[Path], apcer: float = 0.05, out: Path | None = None
-) -> PassiveThreshold:
-    """Score the folders with the default checker, choose the threshold and write it."""
-    from facekey.evaluation.datasets import image_files
-    from facekey.evaluation.liveness_eval import attack_folders
-    from facekey.liveness.session import LivenessChecker, score_files
-
-    checker = LivenessChecker()
-    live_scores = score_files(image_files(live), checker.passive_score)
-    attack_scores = {
-        name: score_files(image_files(folder), checker.passive_score)
-        for name, folder in attack_folders(attacks).items()
-    }
-    data = {
-        "live": f"{live} ({live_scores.size} images)",
-        "attack": {
-            n: f"{attacks_dir} ({attack_scores[n].size} images)"
-            for n, attacks_dir in attack_folders(attacks).items()
-        },
-        "detector": checker.detector.name,
-    }
-    threshold = calibrate(
-        scorer=checker.scorer.name,
-        scorer_version=checker.scorer.version,
-        live_scores=live_scores,
-        attack_scores=attack_scores,
-        apcer=apcer,
-        data=data,
-    )
-    write_threshold(threshold, out or packaged_threshold_path())
-    return threshold

@@ -19,18 +19,25 @@ from typing import Any, Final
 
 from facekey.errors import DatasetError
 
-THRESHOLD_FORMAT: Final = 1
+THRESHOLD_FORMAT: Final = 2
 THRESHOLD_FILE: Final = "passive-threshold.json"
 
 
 @dataclass(frozen=True)
 class PassiveThreshold:
-    """A calibrated operating threshold for one passive scorer (name and version)."""
+    """The calibrated operating point of one passive scorer (name and version).
+
+    ``threshold``: a single frame is live at or above it. ``session_live_at`` and
+    ``session_spoof_at``: a passive burst (its frames' mean log-odds, as a probability) is live at
+    or above the first, spoof at or below the second, inconclusive between (a challenge).
+    """
 
     scorer: str
     scorer_version: str
     threshold: float
     apcer_target: float
+    session_live_at: float = 0.5
+    session_spoof_at: float = 0.5
     data: Mapping[str, Any] = field(default_factory=dict)
     date: str = ""
     format: int = THRESHOLD_FORMAT
