@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from facekey.evaluation.datasets import image_files
+from facekey.evaluation.liveness_sessions import nuaa_runs, tilted_still
 from facekey.imaging import read_image_file
-from facekey.liveness.dev_sessions import nuaa_runs, tilted_still
 from facekey.liveness.photometric import MIN_POSE_CHANGE, most_turned_pair, planar_agreement
 from facekey.liveness.session import LivenessChecker
 from facekey.vision.types import ImageArray

@@ -28,7 +28,9 @@ models_app = typer.Typer(help="Engines and their model files.", no_args_is_help=
 eval_app = typer.Typer(help="Measure error rates on a data set.", no_args_is_help=True)
 admin_app = typer.Typer(help="Networks, API keys and the audit log.", no_args_is_help=True)
 simulate_app = typer.Typer(help="Simulate flows on real faces.", no_args_is_help=True)
-liveness_app = typer.Typer(help="Passive liveness: calibration.", no_args_is_help=True)
+liveness_app = typer.Typer(
+    help="Passive liveness: calibration and development sources.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
 app.add_typer(admin_app, name="admin")
@@ -174,46 +176,104 @@ def eval_pairs(
     _emit({k: report[k] for k in ("engine", "pairs", "accuracy", "failure_to_acquire_rate")})
 
 
-LiveOpt = Annotated[
-    Path, typer.Option("--live", exists=True, file_okay=False, help="Live (bona fide) images.")
-]
-AttackOpt = Annotated[
-    list[Path],
-    typer.Option("--attack", exists=True, file_okay=False, help="One folder per attack type."),
-]
-
-
 @liveness_app.command("calibrate")
 def liveness_calibrate(
-    live: LiveOpt,
-    attack: AttackOpt,
+    live: Annotated[
+        Path | None, typer.Option("--live", exists=True, file_okay=False, help="Live images.")
+    ] = None,
+    attack: Annotated[
+        list[Path] | None,
+        typer.Option("--attack", exists=True, file_okay=False, help="One folder per source."),
+    ] = None,
+    sources: Annotated[
+        Path | None,
+        typer.Option(
+            "--sources", exists=True, file_okay=False, help="ROOT/<source>/{live,<type>}."
+        ),
+    ] = None,
+    sessions: Annotated[
+        Path | None,
+        typer.Option(
+            "--sessions", exists=True, file_okay=False, help="Session tree: burst thresholds."
+        ),
+    ] = None,
     apcer: Annotated[float, typer.Option("--apcer", min=0.0, max=1.0)] = 0.05,
     out: Annotated[
         Path | None, typer.Option("--out", dir_okay=False, help="Default: the packaged file.")
     ] = None,
 ) -> None:
-    """Choose the passive threshold where the worst attack type's APCER ≤ --apcer; write it."""
+    """Choose the thresholds where every attack source's APCER ≤ --apcer; write the file."""
     from dataclasses import asdict
 
-    from facekey.liveness.calibration import run_passive_calibration
+    from facekey.evaluation.liveness_calibration import run_passive_calibration
 
-    _emit(asdict(run_passive_calibration(live=live, attacks=attack, apcer=apcer, out=out)))
+    threshold = run_passive_calibration(
+        live=live, attacks=attack or [], sources=sources, sessions=sessions, apcer=apcer, out=out
+    )
+    _emit(asdict(threshold))
+
+
+@liveness_app.command("dev-sources")
+def liveness_dev_sources(
+    data: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="../shared/data")],
+    out: Annotated[Path, typer.Option("--out", file_okay=False)],
+    sessions: Annotated[
+        bool, typer.Option("--sessions", help="Session subfolders instead of frames.")
+    ] = False,
+) -> None:
+    """Write the development sources (NUAA, pad-dev) as ROOT/<source>/{live,<type>} links."""
+    from facekey.evaluation.liveness_sources import build_sources
+
+    _emit(build_sources(data, out, sessions=sessions))
 
 
 @eval_app.command("liveness")
 def eval_liveness(
-    live: LiveOpt,
-    attack: AttackOpt,
     out: Annotated[Path, typer.Option("--out", file_okay=False)],
+    live: Annotated[
+        Path | None,
+        typer.Option("--live", exists=True, file_okay=False, help="Live (bona fide) images."),
+    ] = None,
+    attack: Annotated[
+        list[Path] | None,
+        typer.Option("--attack", exists=True, file_okay=False, help="One folder per attack type."),
+    ] = None,
+    sources: Annotated[
+        Path | None,
+        typer.Option(
+            "--sources",
+            exists=True,
+            file_okay=False,
+            help="ROOT/<source>/live and ROOT/<source>/<attack type>: per-source results.",
+        ),
+    ] = None,
+    loso: Annotated[
+        bool, typer.Option("--loso", help="With --sources: leave-one-source-out protocol.")
+    ] = False,
+    apcer: Annotated[float, typer.Option("--apcer", min=0.0, max=1.0)] = 0.05,
     sequences: Annotated[
         bool, typer.Option("--sequences", help="Each subfolder is one passive session.")
     ] = False,
 ) -> None:
     """APCER/BPCER of frames or passive sessions; writes report.json/.md and det.png."""
-    from facekey.liveness.evaluation import run_liveness_evaluation
+    from facekey.evaluation.liveness_eval import run_liveness_evaluation, run_source_evaluation
 
-    report = run_liveness_evaluation(live=live, attacks=attack, out_dir=out, sequences=sequences)
-    _emit({k: report[k] for k in ("mode", "apcer", "apcer_per_type", "bpcer", "bpcer_at_apcer")})
+    if sources is not None:
+        if live is not None or attack:
+            raise typer.BadParameter("give --sources or --live/--attack, not both")
+        report = run_source_evaluation(
+            root=sources, out_dir=out, sequences=sequences, loso=loso, apcer=apcer
+        )
+    else:
+        if live is None or not attack:
+            raise typer.BadParameter("give --live and at least one --attack (or --sources)")
+        if loso:
+            raise typer.BadParameter("--loso needs --sources")
+        report = run_liveness_evaluation(
+            live=live, attacks=attack, out_dir=out, sequences=sequences
+        )
+    keys = ("mode", "apcer", "apcer_per_type", "bpcer", "bpcer_at_apcer", "loso")
+    _emit({k: report[k] for k in keys if k in report})
 
 
 @app.command()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facekey.flows.liveness import pose_samples
+from facekey.evaluation.liveness_sessions import moved_still
 from facekey.imaging import read_image_file
 from facekey.liveness.challenges import (
     CHALLENGES,
@@ -19,10 +19,10 @@ from facekey.liveness.challenges import (
     find_blink,
     find_excursion,
     parse_challenges,
+    pose_samples,
     random_challenges,
     verify_challenges,
 )
-from facekey.liveness.dev_sessions import moved_still
 from facekey.liveness.session import LivenessChecker
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "liveness"

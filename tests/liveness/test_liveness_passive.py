@@ -10,16 +10,19 @@ import pytest
 
 from facekey.errors import ModelIntegrityError
 from facekey.imaging import read_image_file
-from facekey.liveness.calibration import load_threshold
 from facekey.liveness.passive import (
+    LOG_ODDS_CLIP,
     MINIFASNET_MODELS,
     MiniFasNetPair,
     ModelSpec,
     PassiveScorer,
     crop_box,
     live_probability,
+    log_odds,
+    sigmoid,
 )
 from facekey.liveness.session import LivenessChecker
+from facekey.liveness.threshold import load_threshold
 from facekey.vision.types import Box
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "liveness"
@@ -46,10 +49,15 @@ def test_pair_is_a_passive_scorer() -> None:
 def test_real_frames_fall_on_the_right_side(
     checker: LivenessChecker, name: str, live: bool
 ) -> None:
+    """Attacks fall below the shipped threshold; live faces score high (the threshold is set
+    for security, so a live frame may still fall short of it: bursts and challenges decide)."""
     threshold = load_threshold(checker.scorer.name, checker.scorer.version).threshold
     score = checker.passive_score(read_image_file(FIXTURES / name))
     assert 0.0 <= score <= 1.0
-    assert (score >= threshold) is live
+    if live:
+        assert score > 0.9
+    else:
+        assert score < min(threshold, 0.05)
 
 
 def test_crop_is_scaled_about_the_centre_and_shifted_inside() -> None:
@@ -86,3 +94,17 @@ def test_wrong_pin_is_refused() -> None:
     scorer = MiniFasNetPair(models=(ModelSpec(spec.file, spec.scale, "0" * 64),))
     with pytest.raises(ModelIntegrityError):
         scorer.score(np.zeros((120, 120, 3), dtype=np.uint8), Box(40, 40, 80, 80))
+
+
+def test_batch_scores_equal_single_scores(checker: LivenessChecker) -> None:
+    images = [read_image_file(FIXTURES / n) for n in ("pad-image_T1.jpg", "pad-image_F1.jpg")]
+    faces = [(image, checker.detector.detect(image)[0].box) for image in images]
+    pair = MiniFasNetPair()
+    batch = pair.score_many(faces)
+    assert batch == pytest.approx([pair.score(image, box) for image, box in faces], abs=1e-6)
+    assert batch[0] > 0.9 and batch[1] < 0.1
+
+
+def test_the_pair_averages_log_odds() -> None:
+    assert sigmoid(log_odds(0.8)) == pytest.approx(0.8)
+    assert log_odds(1.0) == LOG_ODDS_CLIP and log_odds(0.0) == -LOG_ODDS_CLIP

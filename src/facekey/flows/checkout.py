@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-import numpy as np
 from sqlalchemy.orm import Session
 
 from facekey.calibration import UNMASKED
@@ -162,7 +161,8 @@ def _checkout_probe(
         platform, network, request.liveness_session_id, device_id=device.device_id
     )
     key = platform.readers.get(network.engine).engine_key
-    return SearchProbe({key: bound.vector[np.newaxis]}, UNMASKED), None
+    # The burst's chosen frames, fused at the score level (each counts in N).
+    return SearchProbe({key: bound.vectors}, UNMASKED), None
 
 
 def _retemplate(

@@ -104,7 +104,9 @@ def _enrolment_vectors(
         )
         if not bound.quality_ok:
             raise LowQuality("the liveness session's best frame is below the quality gate")
-        return [{platform.readers.get(network.engine).engine_key: bound.vector}], [bound.quality]
+        key = platform.readers.get(network.engine).engine_key
+        # Up to five of the session's frames, chosen for quality and diversity.
+        return [{key: vector} for vector in bound.vectors], [bound.quality] * len(bound.vectors)
     probes = enrolment_faces(platform, network, request.images)
     _check_same_person(platform, probes)
     vectors = [_single(SearchProbe.of(platform, network, p)) for p in probes]

@@ -1,28 +1,34 @@
 """Liveness sessions: create, decide from frames, and bind once to an enrolment or a checkout.
 
+This module is the sessions' lifecycle (storage, expiry, device binding, lockout, single use);
+the liveness rules are in :mod:`facekey.liveness` (one fusion entry point,
+:meth:`LivenessChecker.decide <facekey.liveness.session.LivenessChecker.decide>`, for passive
+bursts, challenge sessions and ``facekey eval liveness`` alike).
+
 A session is created by an enrol key (no device) or a signed terminal call (bound to that
 device), in one of two modes:
 
 * ``challenge`` (enrolment): 2–3 random challenges (:mod:`facekey.liveness.challenges`) that
-  must be performed in order, checked from the Face Mesh pose and eye openness;
-* ``passive`` (checkout): a burst decided by :meth:`LivenessChecker.check
-  <facekey.liveness.session.LivenessChecker.check>` (passive scores fused with temporal and,
-  when given, thermal evidence).
+  must be performed in order, checked from the Face Mesh pose and eye openness: always asked;
+* ``passive`` (checkout): a burst decided from passive scores, temporal and, when given,
+  thermal evidence. When that burst is ``inconclusive`` (not clearly live, not clearly an
+  attack) the session **steps up**: the answer names one random challenge chosen by the server
+  (turn left, turn right or look up) and the session stays open for exactly one more
+  submission: the challenge frames, spanning at most :data:`STEP_UP_SPAN_MS`, of the same face.
 
-One submission of 3–20 frames (capture order, millisecond timestamps strictly increasing over at
-most 10 s) decides it. Both modes check that every frame shows the same face (each frame's main
-face matches the first at the engine's calibrated FMR of :data:`SAME_FACE_FMR`). A challenge
-session is ``live`` only when every challenge was performed, the fused passive/temporal evidence
-says live and the head did not move as a plane (neither its landmarks, :data:`RIGID_PLANE`,
-nor its pixels, :mod:`facekey.liveness.photometric`); ``spoof`` when that evidence says attack;
-``inconclusive`` otherwise. Bad input fails the session (``inconclusive``) and raises its precise
-error. A live session keeps its best frame's template (highest quality), transformed and sealed
+A submission is 3–20 frames (capture order, millisecond timestamps strictly increasing over at
+most 10 s). Every frame must show the same face (each frame's main face matches the first at the
+engine's calibrated FMR of :data:`SAME_FACE_FMR`; the challenge frames of a step-up match the
+first burst's best face). Bad input fails the session (``inconclusive``) and raises its precise
+error. A live session keeps its best frame's template (highest quality) and a few more chosen
+for quality and diversity (five for a challenge session, which enrols; three for a passive one,
+a checkout's probe frames), transformed and sealed
 like stored templates; enrolment and checkout bind it once (:func:`consume`) before it expires.
 
 Lockout: after :data:`LOCK_AFTER` failed sessions (spoof or inconclusive) within
 :data:`LOCK_WINDOW` for a device or a subject, new sessions and submissions for them are refused
 with :class:`~facekey.errors.LivenessLocked` (HTTP 429 with ``Retry-After``) until the oldest of
-those failures leaves the window.
+those failures leaves the window. A step-up is not a failure; its outcome is.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from __future__ import annotations
 import json
 import math
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
@@ -58,48 +64,45 @@ from facekey.flows.auth import Principal
 from facekey.flows.decisions import meets
 from facekey.flows.devices import DeviceIdentity
 from facekey.flows.faces import protected
-from facekey.flows.platform import Platform
+from facekey.flows.platform import FaceReader, Platform
 from facekey.flows.protection import open_session_vector, seal_session_vector
 from facekey.flows.search import network_of
 from facekey.imaging import decode_image
 from facekey.liveness.challenges import (
-    LOOK_UP_DEGREES,
     Challenge,
     ChallengeOutcome,
-    PoseSample,
+    decide_challenges,
     parse_challenges,
+    pose_evidence,
     random_challenges,
-    verify_challenges,
+    step_up_challenge,
 )
-from facekey.liveness.fusion import FUSION_VERSION, SessionDecision, decide_session
-from facekey.liveness.photometric import photometric_evidence
-from facekey.liveness.temporal import FrameObservation, burst_features
-from facekey.liveness.thermal import load_thermal, thermal_evidence
+from facekey.liveness.fusion import Result, numeric_evidence, reason_of
+from facekey.liveness.session import MAX_FRAMES
+from facekey.liveness.thermal import load_thermal
 from facekey.pipeline import Face, main_face
 from facekey.security.api_keys import Scope
 from facekey.store import liveness as store
 from facekey.store import subjects
 from facekey.store.tables import LivenessSession, Network
-from facekey.vision.mesh import eye_aspect_ratio, head_pose
+from facekey.templates import choose_diverse, cosine
 from facekey.vision.types import FloatArray, ImageArray
 
 Mode = Literal["challenge", "passive"]
-Result = Literal["live", "spoof", "inconclusive"]
 MODES: Final[tuple[Mode, ...]] = ("challenge", "passive")
 SESSION_TTL: Final = timedelta(minutes=2)
 MIN_FRAMES: Final = 3
-MAX_FRAMES: Final = 20
 MAX_SPAN_MS: Final = 10_000
+#: The challenge frames of a step-up span at most this long (the challenge takes ≤ 3 s).
+STEP_UP_SPAN_MS: Final = 3_000
 LOCK_AFTER: Final = 5
 LOCK_WINDOW: Final = timedelta(minutes=3)
 #: Every frame's face must match the first frame's at this calibrated false-match rate.
 SAME_FACE_FMR: Final = 1e-3
-#: Landmark homography residual (over face size) below which a head that turned or nodded by a
-#: challenge's angle moved as one plane: a photo or a screen tilted in front of the camera.
-#: Real head turns in the development data stay above 0.029; moved stills below 0.007.
-RIGID_PLANE: Final = 0.015
+#: Templates a live session keeps: up to five for an enrolment (a challenge session), up to
+#: three as a checkout probe's frames (each counts in the union bound: docs/multi-frame.md).
+KEPT_TEMPLATES: Final[dict[Mode, int]] = {"challenge": 5, "passive": 3}
 _NONCE_BYTES: Final = 16
-_THERMAL_VOTES: Final = {"live": 1, "inconclusive": 0, "spoof": -1}
 
 
 @dataclass(frozen=True)
@@ -122,33 +125,58 @@ class SessionView:
     mode: Mode
     challenges: tuple[Challenge, ...]
     device_id: str | None
+    #: A passive session waiting for its step-up challenge's frames: the first burst's
+    #: sealed best template (to check that the same face performs the challenge).
+    step_up_template: bytes | None = None
 
     @classmethod
     def of(cls, row: LivenessSession) -> SessionView:
         mode: Mode = "challenge" if row.mode == "challenge" else "passive"
         challenges = parse_challenges(store.challenges_of(row))
-        return cls(row.id, row.network_id, mode, challenges, row.device_id)
+        stepped = row.sealed_best_template if mode == "passive" and challenges else None
+        return cls(row.id, row.network_id, mode, challenges, row.device_id, stepped)
+
+    @property
+    def stepping_up(self) -> bool:
+        """Whether this submission answers a step-up challenge."""
+        return self.mode == "passive" and bool(self.challenges)
 
 
 @dataclass
 class Analysis:
-    """A session's result, its numeric evidence, why it is not live, and its best face."""
+    """A session's result, its numeric evidence, why it is not live, and its best face.
+
+    ``decided``: the liveness evidence was measured (every frame had a face), so an
+    inconclusive passive burst may step up to a challenge."""
 
     result: Result
     evidence: dict[str, float] = field(default_factory=dict)
     reason: str | None = None
-    outcomes: list[ChallengeOutcome] = field(default_factory=list)
-    best: Face | None = None
+    outcomes: tuple[ChallengeOutcome, ...] = ()
+    #: The faces a live session keeps: the best, then others chosen for quality and diversity.
+    chosen: tuple[Face, ...] = ()
+    decided: bool = False
+
+    @property
+    def best(self) -> Face | None:
+        return self.chosen[0] if self.chosen else None
 
 
 @dataclass(frozen=True)
 class BoundFace:
-    """A live session's best-frame template (protected, as stored) and its quality."""
+    """A live session's templates (protected, as stored; the best frame first, then frames
+    chosen for diversity), and the best frame's quality."""
 
     session_id: str
-    vector: FloatArray
+    vectors: FloatArray
     quality: float
     quality_ok: bool
+
+    @property
+    def vector(self) -> FloatArray:
+        """The best frame's template."""
+        best: FloatArray = self.vectors[0]
+        return best
 
 
 # ---------------------------------------------------------------------- create
@@ -246,7 +274,11 @@ def submit_frames(
     session_id: str,
     submission: FrameSubmission,
 ) -> dict[str, Any]:
-    """Decide an open session from its frames; bad input fails it and raises precisely."""
+    """Decide an open session from its frames; bad input fails it and raises precisely.
+
+    An inconclusive first burst of a passive session steps up instead of finishing: the answer
+    carries ``challenge`` (and ``challenge_span_ms``) and the session waits for its frames.
+    """
     principal.require(Scope.ENROL, Scope.TERMINAL)
     view = _open_session(platform, principal, device, session_id)
     try:
@@ -254,14 +286,52 @@ def submit_frames(
     except (ImageError, LivenessError) as exc:
         _finish(platform, view, Analysis("inconclusive", {"rejected_input": 1}, str(exc)))
         raise
+    if _steps_up(view, analysis):
+        return _step_up(platform, view, analysis)
     _finish(platform, view, analysis)
+    return {"session_id": view.id, "result": analysis.result, "evidence": _shown(analysis)}
+
+
+def _shown(analysis: Analysis) -> dict[str, Any]:
     evidence: dict[str, Any] = dict(analysis.evidence)
     evidence["reason"] = analysis.reason
     evidence["challenges"] = [
         {"challenge": o.challenge, "passed": o.passed, "frame": o.frame, "amount": o.amount}
         for o in analysis.outcomes
     ]
-    return {"session_id": view.id, "result": analysis.result, "evidence": evidence}
+    return evidence
+
+
+def _steps_up(view: SessionView, analysis: Analysis) -> bool:
+    return (
+        view.mode == "passive"
+        and not view.stepping_up
+        and analysis.decided
+        and analysis.result == "inconclusive"
+    )
+
+
+def _step_up(platform: Platform, view: SessionView, analysis: Analysis) -> dict[str, Any]:
+    """Keep the session open for one challenge, chosen here; remember the burst's face."""
+    challenge = step_up_challenge()
+    sealed = _sealed_best(platform, view, analysis)
+    with platform.database.session() as session:
+        started = store.start_step_up(
+            session,
+            session_id=view.id,
+            challenges=[challenge],
+            evidence=analysis.evidence,
+            sealed_best_template=sealed,
+        )
+    if not started:
+        raise LivenessSessionClosed(f"liveness session {view.id} was decided by another request")
+    return {
+        "session_id": view.id,
+        "result": "inconclusive",
+        "challenge": challenge,
+        "challenge_span_ms": STEP_UP_SPAN_MS,
+        "evidence": _shown(analysis),
+    }
 
 
 def _open_session(
@@ -307,14 +377,16 @@ def _finish(platform: Platform, view: SessionView, analysis: Analysis) -> None:
 
 
 def _sealed_best(platform: Platform, view: SessionView, analysis: Analysis) -> bytes:
-    if analysis.best is None:  # pragma: no cover - a live analysis always has a best face
+    """The chosen faces' templates, one row each, transformed and sealed together."""
+    if not analysis.chosen:  # pragma: no cover - a decided analysis always has a best face
         raise ValueError("a live session needs a best face")
     network = network_of(platform, view.network_id)
     reader = platform.readers.get(network.engine)
-    vector = protected(platform.vault.transform(network, reader.info), analysis.best)
+    transform = platform.vault.transform(network, reader.info)
+    vectors = np.stack([protected(transform, face) for face in analysis.chosen])
     return seal_session_vector(
         platform.vault.liveness_key(network),
-        vector,
+        vectors,
         session_id=view.id,
         engine_key=reader.engine_key,
     )
@@ -327,14 +399,14 @@ def analyse(platform: Platform, view: SessionView, submission: FrameSubmission) 
     """The session's result from its frames (no storage). Raises on bad input."""
     timestamps = parse_timestamps(submission.timestamps_ms)
     check_timing(len(submission.frames), timestamps)
+    if view.stepping_up:
+        check_step_up_span(timestamps)
     images = decode_frames(platform, submission.frames)
     thermal = _thermal(platform, submission.thermal)
-    faces = [_main_face(platform, image) for image in images]
+    reader = platform.readers.get(network_of(platform, view.network_id).engine)
+    faces = [_main_face(reader, image) for image in images]
     missing = [n for n, face in enumerate(faces, start=1) if face is None]
-    base = {
-        "frames": float(len(images)),
-        "span_ms": float(timestamps[-1] - timestamps[0]),
-    }
+    base = {"frames": float(len(images)), "span_ms": float(timestamps[-1] - timestamps[0])}
     if missing:
         return Analysis(
             "inconclusive",
@@ -342,14 +414,20 @@ def analyse(platform: Platform, view: SessionView, submission: FrameSubmission) 
             f"no face in frame {missing[0]}",
         )
     found = [face for face in faces if face is not None]
-    base |= same_face(platform, found) | _best_face_evidence(platform, found)
-    if view.mode == "passive":
-        analysis = _passive(platform, images, thermal)
-    else:
-        analysis = _challenge(platform, view.challenges, images, thermal)
+    base |= same_face(platform, reader, found) | _best_face_evidence(platform, found)
+    if view.stepping_up:
+        base |= _same_as_first_burst(platform, reader, view, found)
+    analysis = _liveness(platform, view, images, thermal)
     analysis.evidence = base | analysis.evidence
-    analysis.best = _best_face(platform, found)
+    analysis.chosen = _chosen_faces(platform, found, KEPT_TEMPLATES[view.mode])
     return analysis
+
+
+def check_step_up_span(timestamps_ms: Sequence[int]) -> None:
+    """A step-up challenge is answered within :data:`STEP_UP_SPAN_MS`."""
+    span = timestamps_ms[-1] - timestamps_ms[0]
+    if span > STEP_UP_SPAN_MS:
+        raise InvalidFrames(f"the challenge frames span {span} ms; at most {STEP_UP_SPAN_MS} ms")
 
 
 def parse_timestamps(value: Sequence[int] | str | None) -> list[int]:
@@ -407,20 +485,20 @@ def _thermal(platform: Platform, data: bytes | None) -> FloatArray | None:
     return load_thermal(data)
 
 
-def _main_face(platform: Platform, image: ImageArray) -> Face | None:
-    found = platform.reader.faces_in(image)
+def _main_face(reader: FaceReader, image: ImageArray) -> Face | None:
+    found = reader.faces_in(image)
     return main_face(found, image.shape) if found else None
 
 
-def same_face(platform: Platform, faces: Sequence[Face]) -> dict[str, float]:
+def same_face(platform: Platform, reader: FaceReader, faces: Sequence[Face]) -> dict[str, float]:
     """The lowest similarity of a frame's face to the first; :class:`FaceChanged` when one
     does not match it at :data:`SAME_FACE_FMR`."""
     first = faces[0].template
     lowest = 1.0
+    calibration = platform.calibration(reader.info)
     for number, face in enumerate(faces[1:], start=2):
         score = first.similarity(face.template)
         lowest = min(lowest, score)
-        calibration = platform.calibration(platform.reader.info)
         if calibration is not None and not meets(calibration.unmasked, score, SAME_FACE_FMR):
             raise FaceChanged(f"frame {number} does not show the face of frame 1")
     return {"same_face_min": round(lowest, 4)}
@@ -433,6 +511,18 @@ def _best_face(platform: Platform, faces: Sequence[Face]) -> Face:
     )
 
 
+def _chosen_faces(platform: Platform, faces: Sequence[Face], k: int) -> tuple[Face, ...]:
+    """The best face, then up to ``k - 1`` more that pass the quality gate and differ from
+    those chosen (:func:`~facekey.templates.choose_diverse`)."""
+    best = _best_face(platform, faces)
+    good = [f for f in faces if f is not best and not platform.quality_policy.problems(f.quality)]
+    pool = [best, *good]
+    vectors = np.stack([f.template.vector for f in pool])
+    # The best face scores highest so that choose_diverse starts from it.
+    qualities = [2.0] + [f.quality.score for f in good]
+    return tuple(pool[i] for i in choose_diverse(qualities, vectors, k))
+
+
 def _best_face_evidence(platform: Platform, faces: Sequence[Face]) -> dict[str, float]:
     best = _best_face(platform, faces)
     return {
@@ -442,12 +532,42 @@ def _best_face_evidence(platform: Platform, faces: Sequence[Face]) -> dict[str, 
     }
 
 
-def _passive(
-    platform: Platform, images: Sequence[ImageArray], thermal: FloatArray | None
+def _same_as_first_burst(
+    platform: Platform, reader: FaceReader, view: SessionView, faces: Sequence[Face]
+) -> dict[str, float]:
+    """The challenge frames show the face of the session's first burst (:class:`FaceChanged`
+    otherwise)."""
+    if view.step_up_template is None:  # pragma: no cover - a step-up always keeps it
+        raise FaceChanged("the session's first burst kept no face")
+    network = network_of(platform, view.network_id)
+    first = open_session_vector(
+        platform.vault.liveness_key(network),
+        view.step_up_template,
+        session_id=view.id,
+        engine_key=reader.engine_key,
+    )[: reader.info.dimension]  # the first burst's best face
+    transform = platform.vault.transform(network, reader.info)
+    lowest = min(cosine(first, protected(transform, face)) for face in faces)
+    calibration = platform.calibration(reader.info)
+    if calibration is not None and not meets(calibration.unmasked, lowest, SAME_FACE_FMR):
+        raise FaceChanged("the challenge frames do not show the face of the first burst")
+    return {"same_face_first_burst": round(lowest, 4)}
+
+
+def _liveness(
+    platform: Platform,
+    view: SessionView,
+    images: Sequence[ImageArray],
+    thermal: FloatArray | None,
 ) -> Analysis:
-    decision = platform.liveness.use(lambda checker: checker.check(images, thermal))
-    reason = None if decision.result == "live" else _fusion_reason(decision)
-    return Analysis(decision.result, numeric_evidence(decision), reason)
+    """The liveness rules (:mod:`facekey.liveness`) on decoded frames: a passive burst, or
+    challenges (a challenge session's, or a passive session's step-up)."""
+    if not view.challenges:
+        decision = platform.liveness.use(lambda checker: checker.check(images, thermal))
+        reason = None if decision.result == "live" else reason_of(decision)
+        decided = "frames" in decision.evidence
+        return Analysis(decision.result, numeric_evidence(decision), reason, decided=decided)
+    return _challenge(platform, view.challenges, images, thermal)
 
 
 def _challenge(
@@ -456,97 +576,16 @@ def _challenge(
     images: Sequence[ImageArray],
     thermal: FloatArray | None,
 ) -> Analysis:
-    observed = platform.liveness.use(lambda checker: [checker.observe(i) for i in images])
+    observed = platform.liveness.use(lambda checker: checker.observe_burst(images, track=False))
     if any(o is None for o in observed):
         lost = next(n for n, o in enumerate(observed, start=1) if o is None)
         return Analysis("inconclusive", {}, f"the face mesh lost the face in frame {lost}")
-    observations = [o for o in observed if o is not None]
-    evidence = None
-    if thermal is not None:
-        last = observations[-1]
-        evidence = thermal_evidence(thermal, images[-1].shape, last.points, last.box)
-    photometric = photometric_evidence(images, observations)
-    fused = decide_session(burst_features(observations), evidence, photometric=photometric)
-    samples = pose_samples(observations)
-    outcomes = verify_challenges(challenges, samples)
-    result, reason = challenge_result(fused, samples, outcomes)
-    numbers = numeric_evidence(fused) | _pose_evidence(samples, outcomes)
-    return Analysis(result, numbers, reason, outcomes)
-
-
-def pose_samples(observations: Sequence[FrameObservation]) -> list[PoseSample]:
-    """Yaw, pitch and mean eye openness of each observation."""
-    samples = []
-    for observation in observations:
-        yaw, pitch, _ = head_pose(observation.points)
-        ear = float(np.mean(eye_aspect_ratio(observation.points)))
-        samples.append(PoseSample(yaw, pitch, ear))
-    return samples
-
-
-def challenge_result(
-    fused: SessionDecision, samples: Sequence[PoseSample], outcomes: Sequence[ChallengeOutcome]
-) -> tuple[Result, str | None]:
-    """Live only when every challenge passed and the fused evidence says live."""
-    if fused.result == "spoof":
-        return "spoof", _fusion_reason(fused)
-    turned = max(_spread([s.yaw for s in samples]), _spread([s.pitch for s in samples]))
-    if turned >= LOOK_UP_DEGREES and fused.evidence.get("nonplanarity", 1.0) < RIGID_PLANE:
-        return "spoof", "the face turned as one rigid plane (a photo or a screen)"
-    missed = next((o for o in outcomes if not o.passed), None)
-    if missed is not None:
-        return "inconclusive", f"challenge {missed.challenge} was not performed (in order)"
-    if fused.result != "live":
-        return "inconclusive", _fusion_reason(fused)
-    return "live", None
-
-
-def _spread(values: Sequence[float]) -> float:
-    return float(max(values) - min(values)) if values else 0.0
-
-
-def _fusion_reason(decision: SessionDecision) -> str:
-    thermal = decision.evidence.get("thermal")
-    if isinstance(thermal, Mapping) and thermal.get("vote") == "spoof":
-        return "the thermal frame shows no warm skin"
-    reason = decision.evidence.get("reason")
-    if isinstance(reason, str):
-        return reason
-    return f"passive and temporal evidence: {decision.result} (score {decision.score:.2f})"
-
-
-def numeric_evidence(decision: SessionDecision) -> dict[str, float]:
-    """The numbers of a fused decision's evidence (booleans as 0/1, thermal flattened)."""
-    numbers: dict[str, float] = {"score": round(decision.score, 4)}
-    if FUSION_VERSION.isdigit():
-        numbers["fusion_version"] = float(FUSION_VERSION)
-    for name, value in decision.evidence.items():
-        if isinstance(value, Mapping):
-            numbers |= {f"{name}_{k}": v for k, v in _numbers(value).items()}
-        elif isinstance(value, bool | int | float):
-            numbers |= _numbers({name: value})
-    return numbers
-
-
-def _numbers(values: Mapping[str, Any]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for name, value in values.items():
-        if name == "vote" and value in _THERMAL_VOTES:
-            out[name] = float(_THERMAL_VOTES[value])
-        elif isinstance(value, bool | int | float) and math.isfinite(float(value)):
-            out[name] = round(float(value), 4)
-    return out
-
-
-def _pose_evidence(
-    samples: Sequence[PoseSample], outcomes: Sequence[ChallengeOutcome]
-) -> dict[str, float]:
-    return {
-        "yaw_range": round(_spread([s.yaw for s in samples]), 2),
-        "pitch_range": round(_spread([s.pitch for s in samples]), 2),
-        "challenges_passed": float(sum(o.passed for o in outcomes)),
-        "challenges_total": float(len(outcomes)),
-    }
+    fused = platform.liveness.use(
+        lambda checker: checker.decide(images, observed, thermal, thorough=True)
+    )
+    decision = decide_challenges(challenges, [o for o in observed if o is not None], fused)
+    numbers = numeric_evidence(fused) | pose_evidence(decision)
+    return Analysis(decision.result, numbers, decision.reason, decision.outcomes, decided=True)
 
 
 # ---------------------------------------------------------------------- binding
@@ -575,14 +614,15 @@ def live_face(
         sealed, evidence = row.sealed_best_template, store.evidence_of(row)
     if sealed is None:  # pragma: no cover - a live, unexpired session keeps its template
         raise LivenessNotPassed(f"liveness session {session_id} holds no template")
-    vector = open_session_vector(
+    reader = platform.readers.get(network.engine)
+    vectors = open_session_vector(
         platform.vault.liveness_key(network),
         sealed,
         session_id=session_id,
-        engine_key=platform.readers.get(network.engine).engine_key,
-    )
+        engine_key=reader.engine_key,
+    ).reshape(-1, reader.info.dimension)
     quality = float(evidence.get("best_quality", 0.0))
-    return BoundFace(session_id, vector, quality, bool(evidence.get("best_quality_ok", 0.0)))
+    return BoundFace(session_id, vectors, quality, bool(evidence.get("best_quality_ok", 0.0)))
 
 
 def _check_usable(row: LivenessSession, now: datetime, mode: Mode | None) -> None:
@@ -591,7 +631,8 @@ def _check_usable(row: LivenessSession, now: datetime, mode: Mode | None) -> Non
     if row.status == "expired" or row.expires_at <= now:
         raise LivenessSessionExpired(f"liveness session {row.id} has expired")
     if row.status == "open":
-        raise LivenessNotPassed(f"liveness session {row.id} has no frames yet")
+        waiting = "waits for its challenge's frames" if row.challenges != "[]" else "has no frames"
+        raise LivenessNotPassed(f"liveness session {row.id} {waiting} yet")
     if row.status != "live":
         raise LivenessNotPassed(f"liveness session {row.id} ended {row.status}, not live")
     if mode is not None and row.mode != mode:

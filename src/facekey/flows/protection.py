@@ -145,7 +145,7 @@ def open_vector(key: bytes, sealed: bytes, *, subject_id: str, engine_key: str) 
 def seal_session_vector(
     key: bytes, vector: FloatArray, *, session_id: str, engine_key: str
 ) -> bytes:
-    """Seal a liveness session's (transformed) best-frame template."""
+    """Seal a liveness session's (transformed) templates: one vector, or rows of them."""
     data = np.ascontiguousarray(vector, dtype="<f4").tobytes()
     return seal(key, data, context=_session_template_context(session_id, engine_key))
 
@@ -153,7 +153,7 @@ def seal_session_vector(
 def open_session_vector(
     key: bytes, sealed: bytes, *, session_id: str, engine_key: str
 ) -> FloatArray:
-    """Open a liveness session's sealed best-frame template."""
+    """Open a liveness session's sealed templates, as one flat vector (reshape by dimension)."""
     data = open_sealed(key, sealed, context=_session_template_context(session_id, engine_key))
     return np.frombuffer(data, dtype="<f4").astype(np.float32)
 

@@ -30,7 +30,9 @@ from typing import Final, Literal, cast
 
 import numpy as np
 
-from facekey.liveness.temporal import BLINK_DIP, BLINK_RECOVERY
+from facekey.liveness.fusion import Result, SessionDecision, reason_of
+from facekey.liveness.temporal import BLINK_DIP, BLINK_RECOVERY, FrameObservation
+from facekey.vision.mesh import eye_aspect_ratio, head_pose
 
 Challenge = Literal["turn_left", "turn_right", "look_up", "blink"]
 CHALLENGES: Final[tuple[Challenge, ...]] = ("turn_left", "turn_right", "look_up", "blink")
@@ -148,3 +150,85 @@ def find_blink(ears: Sequence[float], start: int) -> tuple[int | None, float]:
         elif ratio > BLINK_RECOVERY:
             return start + offset, float(window.min() / baseline)
     return None, float(window.min() / baseline)
+
+
+#: Landmark homography residual (over face size) below which a head that turned or nodded by a
+#: challenge's angle moved as one plane: a photo or a screen tilted in front of the camera.
+#: Real head turns in the development data stay above 0.029; moved stills below 0.007.
+RIGID_PLANE: Final = 0.015
+#: The one challenge asked when a passive burst is inconclusive (step-up at checkout).
+STEP_UP_CHALLENGES: Final[tuple[Challenge, ...]] = ("turn_left", "turn_right", "look_up")
+
+
+@dataclass(frozen=True)
+class ChallengeDecision:
+    """A challenge submission's result, why it is not live, each challenge's outcome, the
+    fused passive decision of the same frames and the pose ranges."""
+
+    result: Result
+    reason: str | None
+    outcomes: tuple[ChallengeOutcome, ...]
+    fused: SessionDecision
+    samples: tuple[PoseSample, ...]
+
+
+def step_up_challenge(rng: secrets.SystemRandom | None = None) -> Challenge:
+    """One challenge for an inconclusive passive burst, from the operating system's CSPRNG."""
+    return (rng or secrets.SystemRandom()).choice(STEP_UP_CHALLENGES)
+
+
+def pose_samples(observations: Sequence[FrameObservation]) -> list[PoseSample]:
+    """Yaw, pitch and mean eye openness of each observation."""
+    samples = []
+    for observation in observations:
+        yaw, pitch, _ = head_pose(observation.points)
+        ear = float(np.mean(eye_aspect_ratio(observation.points)))
+        samples.append(PoseSample(yaw, pitch, ear))
+    return samples
+
+
+def decide_challenges(
+    challenges: Sequence[Challenge],
+    observations: Sequence[FrameObservation],
+    fused: SessionDecision,
+) -> ChallengeDecision:
+    """Challenges checked in order on the frames' poses, with the burst's fused decision.
+
+    Spoof when the fused evidence says spoof or the head turned as one rigid plane; live only
+    when every challenge was performed (the fused evidence may be inconclusive: performing the
+    server's random challenge is what settles an uncertain passive score); inconclusive
+    otherwise.
+    """
+    samples = pose_samples(observations)
+    outcomes = tuple(verify_challenges(challenges, samples))
+    result, reason = _challenge_result(fused, samples, outcomes)
+    return ChallengeDecision(result, reason, outcomes, fused, tuple(samples))
+
+
+def _challenge_result(
+    fused: SessionDecision, samples: Sequence[PoseSample], outcomes: Sequence[ChallengeOutcome]
+) -> tuple[Result, str | None]:
+    if fused.result == "spoof":
+        return "spoof", reason_of(fused)
+    turned = max(_spread([s.yaw for s in samples]), _spread([s.pitch for s in samples]))
+    if turned >= LOOK_UP_DEGREES and fused.evidence.get("nonplanarity", 1.0) < RIGID_PLANE:
+        return "spoof", "the face turned as one rigid plane (a photo or a screen)"
+    missed = next((o for o in outcomes if not o.passed), None)
+    if missed is not None:
+        return "inconclusive", f"challenge {missed.challenge} was not performed (in order)"
+    return "live", None
+
+
+def _spread(values: Sequence[float]) -> float:
+    return float(max(values) - min(values)) if values else 0.0
+
+
+def pose_evidence(decision: ChallengeDecision) -> dict[str, float]:
+    """Pose ranges and challenge counts, as numbers."""
+    samples = decision.samples
+    return {
+        "yaw_range": round(_spread([s.yaw for s in samples]), 2),
+        "pitch_range": round(_spread([s.pitch for s in samples]), 2),
+        "challenges_passed": float(sum(o.passed for o in decision.outcomes)),
+        "challenges_total": float(len(decision.outcomes)),
+    }

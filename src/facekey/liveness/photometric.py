@@ -22,7 +22,7 @@ its eye-corner distance is :data:`EYE_PIXELS` pixels (independent of the camera'
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -227,14 +227,19 @@ def _gauss_newton(
 
 
 def photometric_evidence(
-    images: Sequence[ImageArray], observations: Sequence[FrameObservation]
+    images: Sequence[ImageArray],
+    observations: Sequence[FrameObservation],
+    relocate: Callable[[ImageArray], FrameObservation | None] | None = None,
 ) -> PhotometricEvidence | None:
     """The agreement of the most-turned pair of frames; None when the pose changed by less
-    than :data:`MIN_POSE_CHANGE` degrees (nothing to measure)."""
+    than :data:`MIN_POSE_CHANGE` degrees (nothing to measure). ``relocate``, when given,
+    measures the pair's landmarks anew before the alignment."""
     first, second, change = most_turned_pair([o.points for o in observations])
     if change < MIN_POSE_CHANGE:
         return None
-    agreement = planar_agreement(
-        images[first], observations[first].points, images[second], observations[second].points
-    )
+    pair = [observations[first], observations[second]]
+    if relocate is not None:
+        again = [relocate(images[first]), relocate(images[second])]
+        pair = [new or old for new, old in zip(again, pair, strict=True)]
+    agreement = planar_agreement(images[first], pair[0].points, images[second], pair[1].points)
     return PhotometricEvidence(first, second, round(change, 2), round(agreement, 4))

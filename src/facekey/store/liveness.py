@@ -110,6 +110,30 @@ def finish_session(
     )
 
 
+def start_step_up(
+    session: Session,
+    *,
+    session_id: str,
+    challenges: Sequence[str],
+    evidence: Mapping[str, float],
+    sealed_best_template: bytes,
+) -> bool:
+    """Keep an open passive session open for its step-up challenge: record the challenge, the
+    first burst's evidence and its sealed best template; False when it was not open and
+    without a challenge any more (lost a race)."""
+    if any(not isinstance(v, int | float) for v in evidence.values()):
+        raise ValueError("liveness evidence holds numbers only")
+    return _change(
+        session,
+        LivenessSession.id == session_id,
+        LivenessSession.status == "open",
+        LivenessSession.challenges == json.dumps([]),
+        challenges=json.dumps(list(challenges)),
+        result_evidence=canonical_json(dict(evidence)),
+        sealed_best_template=sealed_best_template,
+    )
+
+
 def mark_used(session: Session, *, session_id: str, now: datetime) -> bool:
     """Bind a live, unused, unexpired session once; False when another call already did.
 
@@ -129,7 +153,8 @@ def mark_used(session: Session, *, session_id: str, now: datetime) -> bool:
 
 
 def expire_sessions(session: Session, *, now: datetime) -> int:
-    """Mark open or live sessions past their expiry ``expired`` and drop their templates."""
+    """Mark open (or stepping up) or live sessions past their expiry ``expired`` and drop their
+    templates."""
     stmt = (
         update(LivenessSession)
         .where(
@@ -164,14 +189,3 @@ def failure_times(
         .order_by(LivenessSession.finished_at.desc())
     )
     return [t for t in session.scalars(stmt) if t is not None]
-
-
-def count_failures(
-    session: Session,
-    *,
-    since: datetime,
-    device_id: str | None = None,
-    subject_id: str | None = None,
-) -> int:
-    """How many sessions of a device or a subject failed since ``since``."""
-    return len(failure_times(session, since=since, device_id=device_id, subject_id=subject_id))

@@ -1,4 +1,10 @@
-"""/v1/liveness: open a liveness session, then decide it from one submission of frames.
+"""/v1/liveness: open a liveness session, then decide it from its frames.
+
+``POST /v1/liveness/sessions/{id}/frames`` answers ``live``, ``spoof`` or ``inconclusive``. A
+passive (checkout) session whose burst is inconclusive answers ``inconclusive`` with
+``challenge`` (``turn_left``, ``turn_right`` or ``look_up``, chosen by the server) and
+``challenge_span_ms``: the terminal shows the prompt and posts the challenge frames (≤ 3 s) to
+the same route once; that answer is final.
 
 Enrol keys open sessions for enrolment (no device). Terminal keys sign their calls like
 checkouts (the signature covers the raw body), which binds the session to the signing device:
@@ -19,6 +25,7 @@ from facekey.flows import liveness as liveness_flow
 from facekey.flows.auth import Principal
 from facekey.flows.devices import DeviceIdentity
 from facekey.flows.platform import Platform
+from facekey.liveness.session import MAX_FRAMES
 from facekey.security.api_keys import Scope
 from facekey.service.deps import PlatformDep, VerifyKey, signed_device
 
@@ -115,7 +122,8 @@ async def _submission(form: FormData, platform: Platform) -> liveness_flow.Frame
 
 @router.post(
     "/sessions/{session_id}/frames",
-    summary="Decide a liveness session from its frames: live, spoof or inconclusive",
+    summary="Decide a liveness session from its frames: live, spoof or inconclusive "
+    "(a passive session's inconclusive burst answers a challenge; post its frames here too)",
     openapi_extra=_body(
         {"type": "object", "properties": _FRAME_FIELDS, "required": ["frames", "timestamps"]},
         "multipart/form-data",
@@ -126,7 +134,7 @@ async def submit_frames(
 ) -> Any:
     body = await request.body()
     device = await _device(request, platform, principal, body)
-    max_files = liveness_flow.MAX_FRAMES + 12  # more reach the flow's precise refusal
+    max_files = MAX_FRAMES + 12  # more reach the flow's precise refusal
     async with request.form(max_files=max_files, max_fields=10) as form:
         submission = await _submission(form, platform)
     return await run_in_threadpool(
