@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 import random
 import tempfile
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -147,9 +148,13 @@ class _Network:
     strangers: list[Person]
     rng: random.Random
     attempts: int = 0
+    declines: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
-        self.devices = devices_for(self.platform, self.admin.network_id, 4 * PER_ROUND)
+        # Terminals' velocity limits count step-ups: enough terminals for every attempt of
+        # the three phases (each customer and one impostor, three times).
+        attempts = 6 * len(self.customers)
+        self.devices = devices_for(self.platform, self.admin.network_id, attempts)
         self.tokens = {f"tok_{p.name}": p for p in self.customers}
 
     def shop(self, name: str, customers: list[Person]) -> Round:
@@ -161,6 +166,7 @@ class _Network:
             unable += not self._has_templates(person)
             genuine.append(self._pay(self._genuine(person)))
             impostors.append(self._pay(self._impostor()))
+        self.declines.update(o.reason for o in genuine if o.final != "approved")
         status = migration_status(self.platform, self.admin.network_id)
         return Round(
             name=name,
@@ -232,6 +238,7 @@ def _simulate(
         "finished": finished,
         "not_finished_because": refusal,
         "unable_to_pay": sum(r.unable_to_pay for r in rounds),
+        "genuine_decline_reasons": dict(network.declines),
         "false_charges": sum(r.false_charges for r in rounds),
         "status": asdict(migration_status(platform, admin.network_id)),
     }

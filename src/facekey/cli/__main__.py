@@ -1,0 +1,5 @@
+"""``python -m facekey.cli``."""
+
+from facekey.cli import main
+
+main()
