@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from facekey import imaging
 from facekey.config import ImageLimits
 from facekey.errors import (
     EmptyImage,
+    ImageBusy,
     ImageError,
     ImageTooLarge,
     TruncatedImage,
@@ -126,3 +128,81 @@ def test_byte_limit(lfw: Path) -> None:
 def test_errors_share_one_base() -> None:
     for cls in (EmptyImage, TruncatedImage, UnsupportedImage, ImageTooLarge):
         assert issubclass(cls, ImageError)
+
+
+def _upscaled_jpeg(lfw: Path, side: int, **kwargs: object) -> bytes:
+    face = Image.open(lfw / "Aaron_Peirsol_0001.jpg").resize((side, side))
+    return _encode(face, "JPEG", quality=40, **kwargs)
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale(lfw: Path) -> None:
+    """The hostile review's 6000×6000 JPEG of half a megabyte was decoded whole (1.5 GB)."""
+    data = _upscaled_jpeg(lfw, 6000)
+    assert len(data) < 1_000_000
+    image = decode_image(data)
+    # DCT scale 1/4: 1500 pixels, at least half the work side and at most all of it.
+    assert image.shape == (1500, 1500, 3)
+    progressive = decode_image(_upscaled_jpeg(lfw, 3000, progressive=True))
+    assert progressive.shape == (1500, 1500, 3)
+
+
+def test_a_progressive_jpeg_has_lower_limits(lfw: Path) -> None:
+    """Every scan of a progressive JPEG is read whatever the scale: its cost follows its size."""
+    with pytest.raises(ImageTooLarge, match="progressive JPEG may have at most 12,000,000"):
+        decode_image(_upscaled_jpeg(lfw, 4000, progressive=True))
+    assert decode_image(_upscaled_jpeg(lfw, 4000)).shape == (1000, 1000, 3)  # baseline: fine
+    data = _upscaled_jpeg(lfw, 3000, progressive=True)
+    with pytest.raises(ImageTooLarge, match="baseline"):
+        decode_image(data, ImageLimits(max_bytes_progressive=len(data) - 1))
+
+
+def test_every_image_is_brought_down_to_the_work_side(lfw: Path) -> None:
+    limits = ImageLimits(work_side=512)
+    face = Image.open(lfw / "Aaron_Peirsol_0001.jpg").resize((1800, 1200))
+    for fmt in ("PNG", "WEBP", "JPEG"):
+        image = decode_image(_encode(face, fmt), limits)
+        assert max(image.shape[:2]) <= 512, fmt
+        assert abs(image.shape[1] / image.shape[0] - 1.5) < 0.01, fmt  # aspect kept
+
+
+def test_png_and_webp_have_their_own_lower_pixel_limit(lfw: Path) -> None:
+    face = Image.open(lfw / "Aaron_Peirsol_0001.jpg").resize((2100, 2100))
+    for fmt in ("PNG", "WEBP"):
+        with pytest.raises(ImageTooLarge, match="4,194,304 pixels"):
+            decode_image(_encode(face, fmt))
+    assert decode_image(_encode(face, "JPEG")).shape == (1050, 1050, 3)
+
+
+def test_a_jpeg_with_more_scans_than_a_camera_writes_is_refused(lfw: Path) -> None:
+    data = _upscaled_jpeg(lfw, 400, progressive=True)
+    assert decode_image(data).shape == (400, 400, 3)  # a real progressive JPEG has ~10
+    # A comment segment full of start-of-scan markers stands in for a crafted scan script.
+    comment = b"\xff\xda" * 100
+    stuffed = data[:2] + b"\xff\xfe" + struct.pack(">H", len(comment) + 2) + comment + data[2:]
+    with pytest.raises(ImageTooLarge, match="scans"):
+        decode_image(stuffed)
+
+
+def test_a_large_image_waits_for_its_lane_and_a_small_one_does_not(
+    lfw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imaging, "LARGE_LANE_WAIT_S", 0.05)
+    large = _upscaled_jpeg(lfw, 3000)
+    small = (lfw / "Aaron_Peirsol_0001.jpg").read_bytes()
+    assert imaging._LARGE_LANE.acquire(timeout=1)
+    try:
+        with pytest.raises(ImageBusy) as raised:
+            decode_image(large)
+        assert raised.value.retry_after_s >= 1
+        assert decode_image(small).shape == (250, 250, 3)
+    finally:
+        imaging._LARGE_LANE.release()
+    assert decode_image(large).shape == (1500, 1500, 3)
+
+
+def test_pixel_limit_messages_name_the_configured_limit() -> None:
+    for data in (_png_header(30000, 30000), _png_header(5000, 5000)):
+        with pytest.raises(ImageTooLarge) as raised:
+            decode_image(data)
+        assert "4,194,304 pixels" in str(raised.value) or "40,000,000" in str(raised.value)
+        assert "DecompressionBomb" not in str(raised.value)

@@ -78,3 +78,36 @@ def test_detector_chain_order_is_a_setting() -> None:
     assert chain.name == "hog0>blazeface-short>hog1"
     with pytest.raises(ValueError, match="unknown detector"):
         make_detector(["yolo"])
+
+
+class _Recording:
+    """Wraps dlib's detector and records the size of every image it scans."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.scanned: list[tuple[int, int]] = []
+
+    def run(self, image: np.ndarray, upsample: int, threshold: float) -> object:
+        self.scanned.append(image.shape[:2])
+        return self.inner.run(image, upsample, threshold)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("upsample", [0, 1])
+def test_hog_scans_a_large_image_within_its_pixel_budget(lfw: Path, upsample: int) -> None:
+    small = read_image_file(lfw / "Aaron_Sorkin_0001.jpg")
+    large = np.asarray(Image.fromarray(small).resize((1500, 1500), Image.Resampling.BILINEAR))
+    detector = HogDetector(upsample)
+    recording = _Recording(detector._detector)
+    detector._detector = recording
+    [reference] = HogDetector(upsample).detect(small)
+    [found] = detector.detect(np.ascontiguousarray(large))
+    height, width = recording.scanned[0]
+    assert height * width * 4**upsample <= detector.pixel_budget
+    # The box comes back in the large image's coordinates: six times the small one's, up to
+    # the steps of HOG's image pyramid.
+    width = 6 * reference.box.width
+    assert abs(found.box.width - width) < 0.15 * width
+    for got, want in zip(found.box.center, reference.box.center, strict=True):
+        assert abs(got - 6 * want) < 0.1 * width
+    detector.detect(small)
+    assert recording.scanned[-1] == small.shape[:2] or upsample == 1

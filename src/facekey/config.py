@@ -12,11 +12,27 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ImageLimits(BaseModel):
-    """Limits applied to every image before its pixels are decoded."""
+    """What an image may cost, checked before its pixels are decoded, and the size it is
+    decoded to.
+
+    A baseline JPEG is decoded straight at a reduced scale (its DCT allows 1/2, 1/4, 1/8), so
+    even a large one costs little. A progressive JPEG must read every coefficient of every scan
+    whatever the scale, so its cost follows its bytes and pixels: it has lower limits of both,
+    and at most ``max_jpeg_scans`` scans (cameras write about ten). PNG and WebP are decoded
+    whole, hence their own pixel limit. Every image is then brought down to ``work_side`` on
+    its longer side: more pixels only slow detection, and a face stays far above the size
+    recognition needs. With these defaults an accepted image decodes in about 0.3 s of one
+    core or less (docs/hostile-load.md).
+    """
 
     max_bytes: int = Field(default=15 * 1024 * 1024, gt=0)
     max_pixels: int = Field(default=40_000_000, gt=0)
+    max_pixels_progressive: int = Field(default=12_000_000, gt=0)
+    max_bytes_progressive: int = Field(default=4 * 1024 * 1024, gt=0)
+    max_jpeg_scans: int = Field(default=64, gt=0)
+    max_pixels_png_webp: int = Field(default=2048 * 2048, gt=0)
     max_side: int = Field(default=12_000, gt=0)
+    work_side: int = Field(default=1600, ge=256)
 
 
 class Settings(BaseSettings):

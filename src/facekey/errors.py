@@ -82,6 +82,14 @@ class ImageTooLarge(ImageError):
     """The image exceeds the configured byte or pixel limit."""
 
 
+class ImageBusy(ImageError):
+    """The server is decoding as many large images as it allows at once; retry shortly."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class FaceError(FacekeyError):
     """The image has no usable face."""
 

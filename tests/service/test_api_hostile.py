@@ -3,6 +3,7 @@ accepted when it should not have been. Each answer is problem+json with a reques
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,9 @@ from typing import Any
 import pytest
 from api_helpers import CONSENT, Network, enrol, image_file, new_terminal
 from fastapi.testclient import TestClient
+from PIL import Image
 
+from facekey import imaging
 from facekey.flows import search
 from facekey.flows.platform import Platform
 from facekey.service.app import create_app
@@ -140,3 +143,35 @@ def test_every_answer_carries_a_request_id(client: TestClient, network: Network)
     assert len(ok.headers["x-request-id"]) >= 8
     refused = client.post("/v1/subjects", headers=network.auth("enrol"), data={"consent": CONSENT})
     assert refused.json()["request_id"] == refused.headers["x-request-id"]
+
+
+def test_a_large_jpeg_is_answered_and_a_busy_lane_says_retry(
+    client: TestClient, network: Network, lfw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The review's 6000×6000 JPEG took 31-39 s and 1.5 GB, then a 422."""
+    face = Image.open(lfw / "Aaron_Sorkin_0001.jpg").resize((6000, 6000))
+    buffer = io.BytesIO()
+    face.save(buffer, "JPEG", quality=40)
+    large = [("image", ("large.jpg", buffer.getvalue(), "image/jpeg"))]
+    subject = enrol(client, network, lfw / "Aaron_Sorkin_0001.jpg").json()["subject_id"]
+    verified = client.post(
+        f"/v1/subjects/{subject}/verify",
+        headers=network.auth("terminal"),
+        data={"purpose": "payment"},
+        files=large,
+    )
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["match"] is True
+    monkeypatch.setattr(imaging, "LARGE_LANE_WAIT_S", 0.05)
+    assert imaging._LARGE_LANE.acquire(timeout=1)
+    try:
+        busy = client.post(
+            "/v1/identify",
+            headers=network.auth("terminal"),
+            data={"purpose": "payment"},
+            files=large,
+        )
+    finally:
+        imaging._LARGE_LANE.release()
+    body = _problem(busy, 503)
+    assert busy.headers["retry-after"] == str(body["retry_after"])

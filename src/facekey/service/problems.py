@@ -26,6 +26,7 @@ TYPE_BASE: Final = "https://facekey.dev/problems/"
 # Most specific first: the first class an error is an instance of decides.
 _STATUS: Final[tuple[tuple[type[errors.FacekeyError], int], ...]] = (
     (errors.ImageTooLarge, 413),
+    (errors.ImageBusy, 503),
     (errors.UnsupportedImage, 415),
     (errors.ImageError, 422),
     (errors.FaceError, 422),
@@ -96,10 +97,10 @@ def _slug(exc: Exception) -> str:
 async def _facekey_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.FacekeyError)
     status = status_of(exc)
-    if status >= 500:
+    if status >= 500 and status != 503:
         return await _internal_error(request, exc)
     response = problem(request, status, _slug(exc), _title(exc), str(exc), **_extra(request, exc))
-    if isinstance(exc, errors.LivenessLocked):
+    if isinstance(exc, (errors.LivenessLocked, errors.ImageBusy)):
         response.headers["Retry-After"] = str(exc.retry_after_s)
     return response
 
@@ -114,7 +115,7 @@ def _extra(request: Request, exc: Exception) -> dict[str, Any]:
     principal = getattr(request.state, "principal", None)
     if isinstance(exc, errors.DuplicateEnrolment) and getattr(principal, "scope", None) == "admin":
         return {"existing_subject_id": exc.existing_subject_id}
-    if isinstance(exc, errors.LivenessLocked):
+    if isinstance(exc, (errors.LivenessLocked, errors.ImageBusy)):
         return {"retry_after": exc.retry_after_s}
     return {}
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Final, Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
 
 from facekey.vision.types import Box, Detection, ImageArray
 
@@ -19,20 +23,47 @@ class Detector(Protocol):
         ...
 
 
-class HogDetector:
-    """dlib's HOG + linear SVM frontal face detector (CC0)."""
+HOG_PIXEL_BUDGET: Final = 640_000
+"""The most pixels one HOG pass scans (after its upsampling); about 0.1 s of one core."""
 
-    def __init__(self, upsample: int = 0) -> None:
+
+class HogDetector:
+    """dlib's HOG + linear SVM frontal face detector (CC0).
+
+    HOG's cost grows with the pixels it scans, and upsampling quadruples them; an image that
+    would exceed :data:`HOG_PIXEL_BUDGET` is scanned at a reduced scale instead (faces it then
+    misses are smaller than about 80 px per million pixels of the original, far below the
+    size a payment photo needs), and the boxes are scaled back.
+    """
+
+    def __init__(self, upsample: int = 0, pixel_budget: int = HOG_PIXEL_BUDGET) -> None:
         import dlib
 
         self.upsample = upsample
+        self.pixel_budget = pixel_budget
         self.name = f"hog{upsample}"
         self._detector = dlib.get_frontal_face_detector()
 
     def detect(self, image: ImageArray) -> list[Detection]:
+        height, width = image.shape[:2]
+        scanned = height * width * 4**self.upsample
+        scale = min(1.0, math.sqrt(self.pixel_budget / scanned)) if scanned else 1.0
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            small = Image.fromarray(image).resize(size, Image.Resampling.BILINEAR)
+            image = np.asarray(small)
         rects, scores, _ = self._detector.run(image, self.upsample, 0.0)
         found = [
-            Detection(Box(r.left(), r.top(), r.right() + 1, r.bottom() + 1), float(s), self.name)
+            Detection(
+                Box(
+                    r.left() / scale,
+                    r.top() / scale,
+                    (r.right() + 1) / scale,
+                    (r.bottom() + 1) / scale,
+                ),
+                float(s),
+                self.name,
+            )
             for r, s in zip(rects, scores, strict=True)
         ]
         return sorted(found, key=lambda d: d.score, reverse=True)
