@@ -67,12 +67,15 @@ def admin_create_network(
     ] = False,
 ) -> None:
     """Create a network and print its id and one API key per scope (shown only once)."""
+    from dataclasses import asdict
+
     from facekey.engines.registry import check_engine_name
     from facekey.flows.tenancy import create_network
 
     chosen = check_engine_name(engine or Settings().engine)
     with storage() as (database, vault):
-        emit(create_network(database, vault, name, engine=chosen, retain_images=retain_images))
+        created = create_network(database, vault, name, engine=chosen, retain_images=retain_images)
+        emit(asdict(created))
 
 
 @admin_app.command("rotate-keys")
@@ -81,21 +84,25 @@ def admin_rotate_keys(
     scope: Annotated[list[str] | None, typer.Option("--scope", help="Only these scopes.")] = None,
 ) -> None:
     """Revoke a network's API keys and print new ones."""
+    from dataclasses import asdict
+
     from facekey.flows.tenancy import rotate_keys
     from facekey.security.api_keys import Scope
 
     with storage() as (database, _):
         scopes = [Scope(s) for s in scope] if scope else None
-        emit(rotate_keys(database, network_id, scopes))
+        emit(asdict(rotate_keys(database, network_id, scopes)))
 
 
 @admin_app.command("renew-transform")
 def admin_renew_transform(network_id: Annotated[str, typer.Argument()]) -> None:
     """Move a network's templates to a new secret transform (workers reload them)."""
+    from dataclasses import asdict
+
     from facekey.flows.renewal import renew_transform
 
     with storage() as (database, vault):
-        emit(renew_transform(database, vault, network_id))
+        emit(asdict(renew_transform(database, vault, network_id)))
 
 
 @admin_app.command("migrate")
@@ -182,10 +189,12 @@ def admin_add_merchant(
     network_id: Annotated[str, typer.Argument()], name: Annotated[str, typer.Argument()]
 ) -> None:
     """Add a merchant to a network."""
+    from dataclasses import asdict
+
     from facekey.flows.devices import add_merchant
 
     with storage() as (database, _):
-        emit(add_merchant(database, network_id, name))
+        emit(asdict(add_merchant(database, network_id, name)))
 
 
 @admin_app.command("add-store")
@@ -195,10 +204,12 @@ def admin_add_store(
     name: Annotated[str, typer.Argument()],
 ) -> None:
     """Add a store to a merchant."""
+    from dataclasses import asdict
+
     from facekey.flows.devices import add_store
 
     with storage() as (database, _):
-        emit(add_store(database, network_id, merchant_id, name))
+        emit(asdict(add_store(database, network_id, merchant_id, name)))
 
 
 @admin_app.command("add-device")
@@ -208,10 +219,12 @@ def admin_add_device(
     name: Annotated[str | None, typer.Option("--name")] = None,
 ) -> None:
     """Register a terminal; prints its id and HMAC secret (shown only once)."""
+    from dataclasses import asdict
+
     from facekey.flows.devices import add_device
 
     with storage() as (database, vault):
-        emit(add_device(database, vault, network_id, store_id, name))
+        emit(asdict(add_device(database, vault, network_id, store_id, name)))
 
 
 @admin_app.command("disable-device")
@@ -219,7 +232,9 @@ def admin_disable_device(
     network_id: Annotated[str, typer.Argument()], device_id: Annotated[str, typer.Argument()]
 ) -> None:
     """Disable a terminal: its calls are refused from now on."""
+    from dataclasses import asdict
+
     from facekey.flows.devices import disable_device
 
     with storage() as (database, _):
-        emit(disable_device(database, network_id, device_id))
+        emit(asdict(disable_device(database, network_id, device_id)))

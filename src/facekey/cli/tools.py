@@ -29,9 +29,11 @@ def compare(
     engine: EngineOpt = None,
 ) -> None:
     """Compare the main faces of two image files (1:1 verification)."""
+    from dataclasses import asdict
+
     from facekey.flows.compare import compare_files
 
-    emit(compare_files(first, second, cli_settings(engine)))
+    emit(asdict(compare_files(first, second, cli_settings(engine))))
 
 
 @app.command()
@@ -40,9 +42,11 @@ def detect(
     engine: EngineOpt = None,
 ) -> None:
     """List the faces in an image file with their boxes and quality."""
+    from dataclasses import asdict
+
     from facekey.flows.compare import describe_faces
 
-    emit(describe_faces(image, cli_settings(engine)))
+    emit(asdict(describe_faces(image, cli_settings(engine))))
 
 
 @models_app.command("list")

@@ -69,7 +69,7 @@ async def signed_device(
 ) -> DeviceIdentity:
     """The terminal whose HMAC signature over this request (the raw body) verifies."""
     raw = await request.body() if body is None else body
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    path = _request_target(request)
     return await run_in_threadpool(
         lambda: verify_terminal_call(
             platform.database,
@@ -81,6 +81,16 @@ async def signed_device(
             body=raw,
         )
     )
+
+
+def _request_target(request: Request) -> str:
+    """The path and query as sent (and signed): percent-encoded, as ``raw_path`` keeps them;
+    ``request.url.path`` is decoded, so an id with a space or a non-ASCII letter would not
+    verify."""
+    raw_path = request.scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else request.url.path
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return path + (f"?{query}" if query else "")
 
 
 #: JSON bodies nest at most this deep (Python's parser would recurse past its limit).

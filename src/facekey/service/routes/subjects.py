@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -12,6 +12,8 @@ from facekey.errors import InvalidRequest
 from facekey.flows import enrol as enrol_flow
 from facekey.flows import privacy, verification
 from facekey.flows.consent import ConsentRequest
+from facekey.flows.enrol import EnrolResult
+from facekey.flows.privacy import Erasure, SubjectExport, Withdrawal
 from facekey.service.deps import (
     EnrolKey,
     PlatformDep,
@@ -21,8 +23,11 @@ from facekey.service.deps import (
     read_upload,
     single_image,
 )
+from facekey.service.problems import COMMON_PROBLEMS, IMAGE_PROBLEMS, problem_responses
 
-router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
+router = APIRouter(
+    prefix="/v1/subjects", tags=["subjects"], responses=problem_responses(*COMMON_PROBLEMS)
+)
 
 
 async def _images(platform: PlatformDep, uploads: list[UploadFile]) -> list[bytes]:
@@ -33,7 +38,10 @@ async def _images(platform: PlatformDep, uploads: list[UploadFile]) -> list[byte
 
 
 @router.post(
-    "", status_code=201, summary="Enrol a consenting subject (1–5 images or a liveness session)"
+    "",
+    status_code=201,
+    summary="Enrol a consenting subject (1–5 images or a liveness session)",
+    responses=problem_responses(404, 409, 410, *IMAGE_PROBLEMS),
 )
 async def create_subject(
     platform: PlatformDep,
@@ -49,7 +57,7 @@ async def create_subject(
     payment_token: Annotated[str | None, Form()] = None,
     external_ref: Annotated[str | None, Form()] = None,
     pin: Annotated[str | None, Form(description="4–8 digits for the checkout step-up")] = None,
-) -> dict[str, Any]:
+) -> EnrolResult:
     request = enrol_flow.EnrolRequest(
         consent=ConsentRequest.parse(consent),
         images=await _images(platform, images or []),
@@ -59,28 +67,23 @@ async def create_subject(
         pin=form_text(pin, "pin", max_length=8),
         liveness_session_id=form_text(liveness_session_id, "liveness_session_id", max_length=36),
     )
-    result = await run_in_threadpool(enrol_flow.enrol, platform, principal, request)
-    return {
-        "subject_id": result.subject_id,
-        "templates": result.templates,
-        "quality": result.quality,
-    }
+    return await run_in_threadpool(enrol_flow.enrol, platform, principal, request)
 
 
-@router.post("/{subject_id}/images", status_code=201, summary="Add images to a subject")
+@router.post(
+    "/{subject_id}/images",
+    status_code=201,
+    summary="Add images to a subject",
+    responses=problem_responses(404, *IMAGE_PROBLEMS),
+)
 async def add_images(
     subject_id: str,
     platform: PlatformDep,
     principal: EnrolKey,
     images: Annotated[list[UploadFile], File()],
-) -> dict[str, Any]:
+) -> EnrolResult:
     data = await _images(platform, images)
-    result = await run_in_threadpool(enrol_flow.add_images, platform, principal, subject_id, data)
-    return {
-        "subject_id": result.subject_id,
-        "templates": result.templates,
-        "quality": result.quality,
-    }
+    return await run_in_threadpool(enrol_flow.add_images, platform, principal, subject_id, data)
 
 
 class VerifyAnswer(BaseModel):
@@ -97,6 +100,7 @@ class VerifyAnswer(BaseModel):
     summary="1:1 verification against one subject who consents to the purpose",
     response_model=VerifyAnswer,
     dependencies=[Depends(single_image)],
+    responses=problem_responses(404, *IMAGE_PROBLEMS),
 )
 async def verify(
     subject_id: str,
@@ -113,18 +117,28 @@ async def verify(
     return VerifyAnswer(**vars(result))
 
 
-@router.get("/{subject_id}/export", summary="Everything held about a subject (GDPR Art. 15)")
-async def export(subject_id: str, platform: PlatformDep, principal: PrivacyKey) -> dict[str, Any]:
+@router.get(
+    "/{subject_id}/export",
+    summary="Everything held about a subject (GDPR Art. 15)",
+    responses=problem_responses(404),
+)
+async def export(subject_id: str, platform: PlatformDep, principal: PrivacyKey) -> SubjectExport:
     return await run_in_threadpool(privacy.export, platform, principal, subject_id)
 
 
-@router.post("/{subject_id}/consents/{purpose}/withdraw", summary="Withdraw one purpose")
+@router.post(
+    "/{subject_id}/consents/{purpose}/withdraw",
+    summary="Withdraw one purpose",
+    responses=problem_responses(404),
+)
 async def withdraw(
     subject_id: str, purpose: str, platform: PlatformDep, principal: PrivacyKey
-) -> dict[str, Any]:
+) -> Withdrawal:
     return await run_in_threadpool(privacy.withdraw, platform, principal, subject_id, purpose)
 
 
-@router.delete("/{subject_id}", summary="Erase a subject (GDPR Art. 17)")
-async def erase(subject_id: str, platform: PlatformDep, principal: PrivacyKey) -> dict[str, Any]:
+@router.delete(
+    "/{subject_id}", summary="Erase a subject (GDPR Art. 17)", responses=problem_responses(404)
+)
+async def erase(subject_id: str, platform: PlatformDep, principal: PrivacyKey) -> Erasure:
     return await run_in_threadpool(privacy.erase, platform, principal, subject_id)
