@@ -80,7 +80,7 @@ def models_check(
     limit: Annotated[int, typer.Option("--limit", min=1)] = 200,
 ) -> None:
     """Embed the faces of a folder with both dlib-resnet-v1 backends and report the difference."""
-    from facekey.engines.backend_check import compare_backends
+    from facekey.evaluation.backend_check import compare_backends
 
     emit(compare_backends(images, Settings(), limit=limit))
 

@@ -24,15 +24,15 @@ from facekey.engines.base import EngineInfo
 from facekey.errors import NotFound
 from facekey.security.envelope import KeyEncryptionKey, new_data_key, open_sealed, seal
 from facekey.security.transform import TemplateTransform
-from facekey.store.tables import Network, Subject
+from facekey.store.tables import Network, Subject, engine_key
 from facekey.vision.types import FloatArray
 
 NETWORK_SECRET_BYTES = 32
 
 
 def engine_key_of(info: EngineInfo) -> str:
-    """The gallery / template key of an engine version."""
-    return f"{info.id}:{info.version}"
+    """The gallery and template key of an engine version (``"<id>:<version>"``)."""
+    return engine_key(info.id, info.version)
 
 
 class Vault:

@@ -17,6 +17,7 @@ version, fails to open.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
@@ -193,6 +194,10 @@ def _publish_new_key(path: Path) -> bool:
     written key and never replaces one that is already in use.
     """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.parent.stat().st_mode)
+    if not mode & stat.S_IWUSR:
+        # The operator made the directory read-only; root could write there anyway.
+        raise PermissionError(errno.EACCES, f"the directory is read-only (mode {mode:04o})")
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     try:

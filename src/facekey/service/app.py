@@ -14,6 +14,7 @@ from facekey.flows.platform import Platform
 from facekey.gallery.index import limit_faiss_threads
 from facekey.service.limits import BodyLimitMiddleware
 from facekey.service.metrics import Metrics, MetricsMiddleware
+from facekey.service.openapi import install_docs
 from facekey.service.problems import install_problem_handlers
 from facekey.service.requests import RequestIdMiddleware
 from facekey.service.routes import checkout, identify, liveness, ops, subjects
@@ -46,7 +47,10 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         version=__version__,
         summary="Open face authentication: opt-in enrolment, identification, erasure.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by install_docs, not from a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.metrics = Metrics()
     install_problem_handlers(app)
     for router in (subjects.router, identify.router, checkout.router, liveness.router, ops.router):

@@ -46,9 +46,9 @@ TEMPLATE_SOURCES = ("enrolment", "added", "liveness", "retemplated", "retained")
 CHANGE_KINDS = ("add", "remove_subject", "remove_template")
 AUTHORIZATION_STATUSES = ("final", "pending_step_up")
 AUTHORIZATION_DECISIONS = ("approved", "step_up", "declined")
-FAILURE_KINDS = ("subject", "device")
+FAILURE_KINDS = ("subject", "device", "liveness-subject", "liveness-device")
 LIVENESS_MODES = ("challenge", "passive")
-LIVENESS_STATUSES = ("open", "live", "spoof", "inconclusive", "used", "expired")
+LIVENESS_STATUSES = ("open", "live", "spoof", "inconclusive", "expired")
 
 
 def utcnow() -> datetime:
@@ -409,7 +409,7 @@ class Authorization(Base):
 
 
 class FailureCounter(Base):
-    """Consecutive failed checkouts of one subject or device, and its lockout."""
+    """Consecutive failures of one subject or device under a lockout rule, and its lockout."""
 
     __tablename__ = "failure_counters"
     __table_args__ = (CheckConstraint(_in_check("kind", FAILURE_KINDS), name="kind"),)

@@ -24,10 +24,13 @@ from facekey.service.deps import (
     PlatformDep,
     PrivacyKey,
     TerminalKey,
+    form_text,
     json_object,
+    one_upload,
     read_upload,
     signed_device,
 )
+from facekey.service.openapi import SIGNED
 
 router = APIRouter(tags=["checkout"])
 
@@ -50,17 +53,12 @@ _STEP_UP_FIELDS = {
     "image": {"type": "string", "format": "binary"},
     "template": {"type": "string"},
 }
-_SIGNED_HEADERS = [
-    {"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
-    for h in ("X-Facekey-Device", "X-Facekey-Timestamp", "X-Facekey-Nonce", "X-Facekey-Signature")
-]
 
 
 def _multipart(fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
     schema = {"type": "object", "properties": fields, "required": required}
     return {
-        "parameters": _SIGNED_HEADERS,
-        "requestBody": {"content": {"multipart/form-data": {"schema": schema}}, "required": True},
+        "requestBody": {"content": {"multipart/form-data": {"schema": schema}}, "required": True}
     }
 
 
@@ -68,22 +66,14 @@ def _text(form: FormData, name: str, *, required: bool = True) -> str | None:
     value = form.get(name)
     if isinstance(value, UploadFile):
         raise InvalidRequest(f"{name} must be a form field, not a file")
-    if value is None or not value.strip():
-        if required:
-            raise InvalidRequest(f"{name} is required")
-        return None
-    if len(value) > 4096:
-        raise InvalidRequest(f"{name} is too long")
-    return value.strip()
+    text = form_text(value, name)
+    if text is None and required:
+        raise InvalidRequest(f"{name} is required")
+    return text
 
 
 async def _probe(form: FormData, platform: PlatformDep) -> tuple[bytes | None, bytes | None]:
-    images = form.getlist("image")
-    if len(images) > 1:
-        raise InvalidRequest("send one image, not several")
-    image = images[0] if images else None
-    if image is not None and not isinstance(image, UploadFile):
-        raise InvalidRequest("image must be a file")
+    image = one_upload(form, "image")
     data = None if image is None else await read_upload(image, platform, name="image")
     encoded = _text(form, "template", required=False)
     template = None
@@ -98,6 +88,7 @@ async def _probe(form: FormData, platform: PlatformDep) -> tuple[bytes | None, b
 @router.post(
     "/v1/checkout",
     summary="Pay by face: approve, ask for a step-up, or decline",
+    dependencies=[SIGNED],
     openapi_extra=_multipart(
         _FIELDS, ["amount", "currency", "merchant_id", "store_id", "idempotency_key"]
     ),
@@ -125,6 +116,7 @@ async def checkout(request: Request, platform: PlatformDep, principal: TerminalK
 @router.post(
     "/v1/checkout/{authorization_id}/step-up",
     summary="Finish a checkout with the phone's last 4 digits or a PIN",
+    dependencies=[SIGNED],
     openapi_extra=_multipart(_STEP_UP_FIELDS, []),
 )
 async def step_up(
