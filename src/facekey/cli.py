@@ -28,11 +28,15 @@ eval_app = typer.Typer(help="Measure error rates on a data set.", no_args_is_hel
 admin_app = typer.Typer(help="Networks, API keys and the audit log.", no_args_is_help=True)
 simulate_app = typer.Typer(help="Simulate flows on real faces.", no_args_is_help=True)
 liveness_app = typer.Typer(help="Passive liveness: calibration.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Speed: the face pipeline, or the gallery at scale.", invoke_without_command=True
+)
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
 app.add_typer(admin_app, name="admin")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(liveness_app, name="liveness")
+app.add_typer(bench_app, name="bench")
 
 EngineOpt = Annotated[str | None, typer.Option("--engine", help="Engine name (default: setting).")]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")]
@@ -225,9 +229,13 @@ def calibrate(
     _emit(run_calibration(images=images, out=out, settings=_settings(engine), workers=workers))
 
 
-@app.command()
+@bench_app.callback()
 def bench(
-    images: ImagesOpt,
+    context: typer.Context,
+    images: Annotated[
+        Path | None,
+        typer.Option("--images", exists=True, file_okay=False, help="Image folder."),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", file_okay=False)] = Path("out/bench"),
     limit: Annotated[int, typer.Option("--limit", min=1)] = 200,
     docs: Annotated[
@@ -235,11 +243,51 @@ def bench(
     ] = Path("docs/benchmarks.md"),
     yardstick: Annotated[bool, typer.Option(help="Also time face_recognition.")] = True,
 ) -> None:
-    """Per-stage latency and throughput on 1 and 2 workers, against face_recognition."""
+    """Per-stage latency and throughput on 1 and 2 workers, against face_recognition
+    (``facekey bench --images DIR``); ``facekey bench gallery`` measures the gallery at scale."""
+    if context.invoked_subcommand is not None:
+        return
+    if images is None:
+        raise typer.BadParameter("give --images DIR (or a subcommand: gallery)")
     from facekey.evaluation.bench import run_bench
 
     result = run_bench(images=images, out_dir=out, limit=limit, docs=docs, yardstick=yardstick)
     _emit({k: result[k] for k in ("images", "end_to_end_ms_p50", "images_per_s")})
+
+
+@bench_app.command("gallery")
+def bench_gallery(
+    size: Annotated[int, typer.Option("--size", min=1000, help="Templates in the network.")],
+    out: Annotated[Path, typer.Option("--out", file_okay=False)],
+    dimension: Annotated[
+        int | None,
+        typer.Option("--dimension", min=2, help="Template length [default: the default engine's]."),
+    ] = None,
+    embeddings: Annotated[
+        Path | None,
+        typer.Option(
+            "--embeddings",
+            exists=True,
+            dir_okay=False,
+            help="Real embeddings (.npz: vectors, labels) for mates, probes and the fit.",
+        ),
+    ] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the database and snapshots.")] = False,
+) -> None:
+    """Gallery at scale: bulk load, worker cold starts, search and recall, memory per worker."""
+    from facekey.evaluation.gallery_scale import (
+        DEFAULT_DIMENSION,
+        BenchConfig,
+        RealSet,
+        run_gallery_bench,
+    )
+
+    real = RealSet.load(embeddings) if embeddings is not None else None
+    chosen = dimension or (real.vectors.shape[1] if real is not None else DEFAULT_DIMENSION)
+    config = BenchConfig(size=size, out_dir=out, dimension=chosen, real=real, keep=keep)
+    result = run_gallery_bench(config)
+    keys = ("size", "search_ms_p50", "search_ms_p99", "recall_at_1", "cold_start_s")
+    _emit({k: result[k] for k in (*keys, "cold_start_rebuild_s", "rss_mb_per_worker")})
 
 
 @app.command()
@@ -304,6 +352,23 @@ def admin_renew_transform(network_id: Annotated[str, typer.Argument()]) -> None:
 
     with _storage() as (database, vault):
         _emit(renew_transform(database, vault, network_id))
+
+
+@admin_app.command("snapshot")
+def admin_snapshot(
+    network_id: Annotated[str | None, typer.Option("--network", help="Only this network.")] = None,
+    min_changes: Annotated[
+        int, typer.Option("--min-changes", min=1, help="Skip galleries with fewer changes.")
+    ] = 1,
+) -> None:
+    """Seal a snapshot of every network's gallery: workers start from it in seconds."""
+    from facekey.flows.platform import Platform
+
+    platform = Platform.open(Settings())
+    try:
+        _emit(platform.write_snapshots(network_id=network_id, min_changes=min_changes))
+    finally:
+        platform.close()
 
 
 @admin_app.command("verify-audit")

@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 
@@ -14,10 +14,9 @@ from facekey.calibration import shipped_calibration
 from facekey.config import Settings
 from facekey.engines.base import Engine, EngineInfo
 from facekey.evaluation.metrics import CalibrationTable
-from facekey.flows.gallery_source import StoreGallerySource
+from facekey.flows.galleries import open_galleries, write_snapshots
 from facekey.flows.protection import Vault, engine_key_of
 from facekey.flows.risk import RiskConfig
-from facekey.gallery.index import GalleryIndex
 from facekey.gallery.sync import GalleryRegistry
 from facekey.imaging import decode_image
 from facekey.pipeline import Face, FacePipeline
@@ -108,10 +107,7 @@ class Platform:
         database, vault = open_storage(settings, kek=kek)
         pipeline = FacePipeline.from_settings(settings, engine=engine)
         info = pipeline.engine.info
-        galleries = GalleryRegistry(
-            StoreGallerySource(database, vault),
-            lambda _key: GalleryIndex(info.dimension, hnsw_threshold=settings.hnsw_threshold),
-        )
+        galleries = open_galleries(settings, database, vault, info)
         calibration = shipped_calibration(info)
         if calibration is None:
             log.warning("no calibration for %s: identification will never name a match", info.id)
@@ -142,6 +138,18 @@ class Platform:
         for network_id in network_ids:
             self.galleries.get(network_id, self.engine_key).refresh()
         return len(network_ids)
+
+    def write_snapshots(
+        self, *, network_id: str | None = None, min_changes: int = 1
+    ) -> list[dict[str, Any]]:
+        """Seal a snapshot of every network's gallery (or one network's) that changed."""
+        return write_snapshots(
+            self.galleries,
+            self.database,
+            self.reader.info,
+            network_id=network_id,
+            min_changes=min_changes,
+        )
 
     def close(self) -> None:
         """Release database connections."""
