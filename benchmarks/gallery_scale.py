@@ -9,8 +9,9 @@ Steps (each writes out/scale/<step>/…; ``render`` writes docs/scale.md from wh
   embeddings as the enrolled mates and probes (benchmarks/lfw_embeddings.py: dlib for 128-d,
   face-reid-0095 run with onnxruntime for 256-d) and hard distractors (a full-covariance
   Gaussian fitted to them); the database and the snapshot are kept for the next steps;
-* ``sweep-N-D``: recall@1 and latency of the kept snapshot's index at several efSearch values,
-  and of the same templates split into shards searched in parallel threads (equal recall);
+* ``sweep-N-D[-S]``: recall@1 and latency of the kept snapshot's index at several efSearch
+  values, and of the same templates split into S shards (default 2; 1: none) searched in
+  parallel threads and merged (compare at equal recall);
 * ``milvus-N-D``: the same gallery and probes in milvus-lite (HNSW), beside FAISS;
 * ``identify-N``: whole ``POST /v1/identify`` with a 250×250 JPEG on ``facekey serve`` (dlib,
   128-d: the engine this tree ships), the gallery loaded through the bulk path.
@@ -66,6 +67,46 @@ def step_run(size: int, dimension: int) -> dict[str, Any]:
     return result
 
 
+def step_workers(size: int, dimension: int) -> dict[str, Any]:
+    """Start the two workers again on a kept run (starts, search, memory); its bulk-load and
+    rebuild figures stay as they were measured."""
+    import shutil
+
+    from sqlalchemy import select
+
+    from facekey.evaluation.gallery_scale import measure_workers
+    from facekey.flows.platform import open_storage
+    from facekey.store.tables import Network, Template
+
+    data = make_data(size, dimension, RealSet.load(load_or_make(dimension, EMBEDDINGS)))
+    truth = exact_top1(data.gallery, data.probes)
+    run = OUT / f"run-{size}-{dimension}"
+    shm = Path("/dev/shm") / f"facekey-bench-{os.getpid()}"
+    shm.mkdir(mode=0o700)
+    settings = Settings(data_dir=run / "work/data", shared_index_dir=shm, snapshot_interval_s=0)
+    database, _ = open_storage(settings)
+    with database.session() as session:
+        network_id = session.scalars(select(Network.id)).one()
+        owners = np.array(list(session.scalars(select(Template.subject_id).order_by(Template.id))))
+    database.dispose()
+    before = load_average()
+    try:
+        measured = measure_workers(
+            settings, network_id, f"bench-{dimension}:1", data, truth, owners, work=run / "work"
+        )
+    finally:
+        shutil.rmtree(shm, ignore_errors=True)
+    result = json.loads((run / "gallery.json").read_text())
+    result.pop("private_mb_per_worker", None)
+    result |= measured
+    result["workers_measured"] = {
+        "date": machine_info()["date"],
+        "load_average": {"before": before, "after": load_average()},
+    }
+    (run / "gallery.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
 def kept_gallery(size: int, dimension: int) -> tuple[FrozenGallery, Any, np.ndarray]:
     """The kept snapshot's index (opened privately), the transform and the subjects by row."""
     from facekey.flows.galleries import snapshot_store
@@ -113,7 +154,42 @@ def step_sweep(size: int, dimension: int, shards: int = 2) -> dict[str, Any]:
         frozen.index.hnsw.efSearch = ef
         top, times = timed(lambda p: int(frozen.index.search(p, 10)[1][0, 0]), probes)
         rows.append(_row("one index", ef, top == truth, times, data.genuine))
-    rows += _sharded(vectors, probes, truth, data.genuine, shards, BaseSpec())
+    if shards > 1:
+        rows += _sharded(vectors, probes, truth, data.genuine, shards, BaseSpec())
+    return {"size": size, "dimension": dimension, "rows": rows, "load_average": load_average()}
+
+
+def step_alternatives(size: int, dimension: int) -> dict[str, Any]:
+    """Other index kinds on the kept run's templates: a denser HNSW graph, IVF-Flat."""
+    limit_faiss_threads(1)
+    frozen, transform, _ = kept_gallery(size, dimension)
+    data = make_data(size, dimension, RealSet.load(load_or_make(dimension, EMBEDDINGS)))
+    probes = transform.apply(data.probes)
+    vectors = frozen.vectors(np.arange(frozen.stored, dtype=np.int64))
+    truth = exact_top1(vectors, probes)
+    dense = faiss.IndexHNSWFlat(dimension, 48, faiss.METRIC_INNER_PRODUCT)
+    dense.hnsw.efConstruction = 200
+    quantizer = faiss.IndexFlatIP(dimension)  # kept referenced: the IVF index borrows it
+    ivf = faiss.IndexIVFFlat(quantizer, dimension, 1024, faiss.METRIC_INNER_PRODUCT)
+    rows = []
+    for name, index, knob, values in (
+        ("HNSW M48 efC200", dense, "efSearch", (128, 256, 512)),
+        ("IVF-Flat 1024 lists", ivf, "nprobe", (32, 64, 128)),
+    ):
+        started = time.perf_counter()
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        if not index.is_trained:
+            index.train(vectors)
+        index.add(vectors)
+        faiss.omp_set_num_threads(1)
+        build_s = round(time.perf_counter() - started, 1)
+        for value in values:
+            if knob == "efSearch":
+                index.hnsw.efSearch = value
+            else:
+                index.nprobe = value
+            top, times = timed(lambda p, ix=index: int(ix.search(p, 10)[1][0, 0]), probes)
+            rows.append(_row(name, value, top == truth, times, data.genuine) | {"build_s": build_s})
     return {"size": size, "dimension": dimension, "rows": rows, "load_average": load_average()}
 
 
@@ -165,6 +241,8 @@ def _row(name: str, ef: int, same: np.ndarray, times: list[float], genuine: int)
 
 
 def step_milvus(size: int, dimension: int) -> dict[str, Any]:
+    import shutil
+
     from facekey.gallery.milvus import MilvusGallery, connect
 
     real = RealSet.load(load_or_make(dimension, EMBEDDINGS))
@@ -172,15 +250,19 @@ def step_milvus(size: int, dimension: int) -> dict[str, Any]:
     truth = exact_top1(data.gallery, data.probes)
     folder = OUT / f"milvus-{size}-{dimension}"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "gallery.db").unlink(missing_ok=True)
+    shutil.rmtree(folder / "gallery.db", ignore_errors=True)  # milvus-lite keeps a folder
     client = connect(str(folder / "gallery.db"))
     gallery = MilvusGallery(client, network_id="bench", engine_key="bench:1", dimension=dimension)
     started = time.perf_counter()
     gallery.add(np.arange(size), [f"s{i}" for i in range(size)], data.gallery)
     load_s = time.perf_counter() - started
-    top, times = timed(lambda p: int(gallery.search(p[0], 10)[0].subject_id[1:]), data.probes)
+    every = 4  # a quarter of the probes (genuine and strangers alike): milvus-lite is slow
+    probes, expected = data.probes[::every], truth[::every]
+    top, times = timed(lambda p: int(gallery.search(p[0], 10)[0].subject_id[1:]), probes)
     client.close()
-    row = _row("milvus-lite HNSW M32 efC200, ef 256", 256, top == truth, times, data.genuine)
+    genuine = len(range(0, data.genuine, every))
+    row = _row("milvus-lite HNSW M32 efC200, ef 256", 256, top == expected, times, genuine)
+    row["probes"] = len(probes)
     return {
         "size": size,
         "dimension": dimension,
@@ -240,6 +322,8 @@ def step_identify(size: int, dimension: int) -> dict[str, Any]:
 
 
 STEPS: dict[str, Callable[..., dict[str, Any]]] = {
+    "alternatives": step_alternatives,
+    "workers": step_workers,
     "identify": step_identify,
     "run": step_run,
     "sweep": step_sweep,
@@ -248,10 +332,11 @@ STEPS: dict[str, Callable[..., dict[str, Any]]] = {
 DEFAULT = [
     "run-100000-256",
     "sweep-100000-256",
+    "alternatives-100000-256",
     "milvus-100000-256",
     "identify-100000-128",
     "run-1000000-256",
-    "sweep-1000000-256",
+    "sweep-1000000-256-1",  # shards measured at 100k: building them at 1M doubles the run
     "render",
 ]
 
@@ -267,10 +352,11 @@ def main() -> None:
             DOCS.write_text(render(OUT, machine_info()), encoding="utf-8")
             print(DOCS)
             continue
-        name, size, dimension = step.split("-")
-        result = STEPS[name](int(size), int(dimension))
-        (OUT / step).mkdir(parents=True, exist_ok=True)
-        (OUT / step / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+        name, *numbers = step.split("-")  # e.g. sweep-1000000-256-1: no shards (1 part)
+        result = STEPS[name](*(int(n) for n in numbers))
+        if name != "workers":  # that step rewrites its run's gallery.json
+            (OUT / step).mkdir(parents=True, exist_ok=True)
+            (OUT / step / "result.json").write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
 
 

@@ -34,16 +34,20 @@ from facekey.store import subjects, tenants
 
 
 def memory_mib() -> dict[str, float]:
-    """Rss, Pss, private and shared resident memory of this process (Linux), MiB."""
+    """This process's resident memory (Linux), MiB: ``rss`` (every page it maps, shared ones
+    included), ``pss`` (shared pages split between the processes mapping them), ``own``
+    (anonymous memory: what this process alone holds) and ``mapped`` (files and shared
+    memory it maps: the index copy, libraries)."""
     fields: dict[str, float] = {}
     for line in Path("/proc/self/smaps_rollup").read_text().splitlines()[1:]:
         name, value = line.split(":", 1)
         fields[name] = int(value.split()[0]) / 1024
+    rss, own = fields.get("Rss", 0.0), fields.get("Anonymous", 0.0)
     return {
-        "rss": round(fields.get("Rss", 0.0), 1),
+        "rss": round(rss, 1),
         "pss": round(fields.get("Pss", 0.0), 1),
-        "private": round(fields.get("Private_Clean", 0.0) + fields.get("Private_Dirty", 0.0), 1),
-        "shared": round(fields.get("Shared_Clean", 0.0) + fields.get("Shared_Dirty", 0.0), 1),
+        "own": round(own, 1),
+        "mapped": round(rss - own, 1),
     }
 
 
