@@ -29,11 +29,15 @@ simulate_app = typer.Typer(help="Simulate flows on real faces.", no_args_is_help
 liveness_app = typer.Typer(
     help="Passive liveness: calibration and development sources.", no_args_is_help=True
 )
+bench_app = typer.Typer(
+    help="Speed: the face pipeline, or the gallery at scale.", invoke_without_command=True
+)
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
 app.add_typer(admin_app, name="admin")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(liveness_app, name="liveness")
+app.add_typer(bench_app, name="bench")
 
 EngineOpt = Annotated[str | None, typer.Option("--engine", help="Engine name (default: setting).")]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")]

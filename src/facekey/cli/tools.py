@@ -12,6 +12,7 @@ from facekey.cli.common import (
     ImagesOpt,
     WorkersOpt,
     app,
+    bench_app,
     cli_settings,
     emit,
     eval_app,
@@ -266,9 +267,13 @@ def calibrate(
     )
 
 
-@app.command()
+@bench_app.callback()
 def bench(
-    images: ImagesOpt,
+    context: typer.Context,
+    images: Annotated[
+        Path | None,
+        typer.Option("--images", exists=True, file_okay=False, help="Image folder."),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", file_okay=False)] = Path("out/bench"),
     limit: Annotated[int, typer.Option("--limit", min=1)] = 200,
     docs: Annotated[
@@ -276,11 +281,51 @@ def bench(
     ] = Path("docs/benchmarks.md"),
     yardstick: Annotated[bool, typer.Option(help="Also time face_recognition.")] = True,
 ) -> None:
-    """Per-stage latency and throughput on 1 and 2 workers, against face_recognition."""
+    """Per-stage latency and throughput on 1 and 2 workers, against face_recognition
+    (``facekey bench --images DIR``); ``facekey bench gallery`` measures the gallery at scale."""
+    if context.invoked_subcommand is not None:
+        return
+    if images is None:
+        raise typer.BadParameter("give --images DIR (or a subcommand: gallery)")
     from facekey.evaluation.bench import run_bench
 
     result = run_bench(images=images, out_dir=out, limit=limit, docs=docs, yardstick=yardstick)
     emit({k: result[k] for k in ("images", "end_to_end_ms_p50", "images_per_s")})
+
+
+@bench_app.command("gallery")
+def bench_gallery(
+    size: Annotated[int, typer.Option("--size", min=1000, help="Templates in the network.")],
+    out: Annotated[Path, typer.Option("--out", file_okay=False)],
+    dimension: Annotated[
+        int | None,
+        typer.Option("--dimension", min=2, help="Template length [default: the default engine's]."),
+    ] = None,
+    embeddings: Annotated[
+        Path | None,
+        typer.Option(
+            "--embeddings",
+            exists=True,
+            dir_okay=False,
+            help="Real embeddings (.npz: vectors, labels) for mates, probes and the fit.",
+        ),
+    ] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the database and snapshots.")] = False,
+) -> None:
+    """Gallery at scale: bulk load, worker cold starts, search and recall, memory per worker."""
+    from facekey.evaluation.gallery_scale import (
+        DEFAULT_DIMENSION,
+        BenchConfig,
+        RealSet,
+        run_gallery_bench,
+    )
+
+    real = RealSet.load(embeddings) if embeddings is not None else None
+    chosen = dimension or (real.vectors.shape[1] if real is not None else DEFAULT_DIMENSION)
+    config = BenchConfig(size=size, out_dir=out, dimension=chosen, real=real, keep=keep)
+    result = run_gallery_bench(config)
+    keys = ("size", "search_ms_p50", "search_ms_p99", "recall_at_1", "cold_start_s")
+    emit({k: result[k] for k in (*keys, "cold_start_rebuild_s", "rss_mb_per_worker")})
 
 
 @simulate_app.command("checkout")

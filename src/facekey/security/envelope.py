@@ -34,6 +34,7 @@ __all__ = [
     "KEY_SIZE",
     "FileKek",
     "KeyEncryptionKey",
+    "fsync_directory",
     "new_data_key",
     "open_sealed",
     "seal",
@@ -211,12 +212,13 @@ def _publish_new_key(path: Path) -> bool:
         return False
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_directory(path.parent)
     return True
 
 
-def _fsync_dir(directory: Path) -> None:
-    # A KEK lost in a power cut would make every stored ciphertext unreadable.
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or link in ``directory`` durable (a KEK lost in a power cut would make
+    every stored ciphertext unreadable; a snapshot, every worker start slow)."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

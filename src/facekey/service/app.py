@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from facekey import __version__
 from facekey.config import Settings
+from facekey.flows.galleries import SnapshotSchedule
 from facekey.flows.platform import Platform
 from facekey.gallery.index import limit_faiss_threads
 from facekey.service.limits import BodyLimitMiddleware
@@ -36,9 +37,14 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         app.state.platform = platform or Platform.open(settings)
         networks = app.state.platform.warm()
         log.info("facekey ready: %d networks, default engine %s", networks, settings.engine)
+        schedule = SnapshotSchedule(
+            app.state.platform.settings, app.state.platform.galleries.snapshots
+        )
+        schedule.start()
         try:
             yield
         finally:
+            schedule.stop()
             if owned:
                 app.state.platform.close()
 
