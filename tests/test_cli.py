@@ -35,8 +35,9 @@ def test_compare_reports_an_image_error(isolated_env: Path, lfw: Path, tmp_path:
     broken = tmp_path / "broken.jpg"
     broken.write_bytes((lfw / "Aaron_Sorkin_0001.jpg").read_bytes()[:500])
     result = runner.invoke(app, ["compare", str(broken), str(lfw / "Aaron_Sorkin_0002.jpg")])
-    assert result.exit_code != 0
-    assert "truncated" in str(result.exception).lower()
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and "truncated" in result.stderr.lower()
+    assert len(result.stderr.splitlines()) == 1
 
 
 def test_detect_lists_every_face(isolated_env: Path, lfw: Path) -> None:
@@ -112,5 +113,5 @@ def test_unknown_engine_is_a_clear_error(isolated_env: Path, lfw: Path) -> None:
             str(lfw / "Aaron_Sorkin_0002.jpg"),
         ],
     )
-    assert result.exit_code != 0
-    assert "installed engines" in str(result.exception)
+    assert result.exit_code == 2
+    assert "installed engines" in result.stderr
