@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlalchemy import select
 
 from cli_helpers import people_folder, runner
 from facekey.cli import app
@@ -33,6 +34,7 @@ from facekey.flows.devices import add_device, add_merchant, add_store
 from facekey.flows.platform import Platform
 from facekey.flows.tenancy import create_network
 from facekey.service.app import create_app
+from facekey.store.tables import Authorization
 from http_front import Front
 
 EXIT_UNAVAILABLE, EXIT_REFUSED = 3, 4
@@ -442,3 +444,27 @@ def test_client_commands_say_how_they_exit() -> None:
         assert "Exit status" in shown and "3 the server could not be reached" in shown
     shown = runner.invoke(app, ["import", "--help"], env={"COLUMNS": "200"}).stdout
     assert "130 interrupted" in shown and "state file" in shown
+
+
+def test_a_checkout_cut_short_says_how_to_retry_without_paying_twice(
+    network: Network,
+    front: Front,
+    served: tuple[Platform, TestClient],
+    lfw: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FACEKEY_DEVICE_ID", network.device_id)
+    monkeypatch.setenv("FACEKEY_DEVICE_SECRET", network.secret)
+    image = lfw / "Aaron_Sorkin_0002.jpg"
+    front.script(["cut"])  # the server decided, the answer was lost on the way
+    status, _, err = pay(network, image)
+    line = error_line(err)
+    assert status == EXIT_UNAVAILABLE and "dropped the connection" in line
+    key = line.split("--idempotency-key ", 1)[1].split(":", 1)[0]
+    answer = json.loads(pay(network, image, "--idempotency-key", key)[1])
+    assert [a for _, _, a in front.log] == ["cut", "forward"]
+    with served[0].database.session() as session:
+        ledger = session.scalars(
+            select(Authorization).where(Authorization.device_id == network.device_id)
+        ).all()
+    assert [row.id for row in ledger] == [answer["authorization_id"]]  # one, the cut one
