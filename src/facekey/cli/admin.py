@@ -20,10 +20,23 @@ from facekey.config import Settings
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", file_okay=False)] = None,
-    workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
+    host: Annotated[
+        str, typer.Option("--host", help="The address to listen on (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="The TCP port to listen on.")
+    ] = 8000,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            file_okay=False,
+            help="The database, keys and models (default: FACEKEY_DATA_DIR, else ./var).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Server processes (each a whole API).")
+    ] = 1,
 ) -> None:
     """Run the API server (SQLite, in-process index, the default engine unless configured)."""
     import os
@@ -94,7 +107,7 @@ def admin_snapshot(
 
 @admin_app.command("rotate-keys")
 def admin_rotate_keys(
-    network_id: Annotated[str, typer.Argument()],
+    network_id: NetworkArg,
     scope: Annotated[list[str] | None, typer.Option("--scope", help="Only these scopes.")] = None,
 ) -> None:
     """Revoke a network's API keys and print new ones."""
@@ -107,7 +120,7 @@ def admin_rotate_keys(
 
 
 @admin_app.command("renew-transform")
-def admin_renew_transform(network_id: Annotated[str, typer.Argument()]) -> None:
+def admin_renew_transform(network_id: NetworkArg) -> None:
     """Move a network's templates to a new secret transform (workers reload them)."""
     from facekey.flows.renewal import renew_transform
 
@@ -180,7 +193,9 @@ def admin_finish_migration(
 
 @admin_app.command("verify-audit")
 def admin_verify_audit(
-    network_id: Annotated[str | None, typer.Option("--network")] = None,
+    network_id: Annotated[
+        str | None, typer.Option("--network", help="Only this network's events (default: all).")
+    ] = None,
 ) -> None:
     """Recompute the audit hash chain; exit 1 when it has been tampered with."""
     from dataclasses import asdict
@@ -196,7 +211,8 @@ def admin_verify_audit(
 
 @admin_app.command("add-merchant")
 def admin_add_merchant(
-    network_id: Annotated[str, typer.Argument()], name: Annotated[str, typer.Argument()]
+    network_id: NetworkArg,
+    name: Annotated[str, typer.Argument(help="The merchant's name.")],
 ) -> None:
     """Add a merchant to a network."""
     from facekey.flows.devices import add_merchant
@@ -207,9 +223,9 @@ def admin_add_merchant(
 
 @admin_app.command("add-store")
 def admin_add_store(
-    network_id: Annotated[str, typer.Argument()],
-    merchant_id: Annotated[str, typer.Argument()],
-    name: Annotated[str, typer.Argument()],
+    network_id: NetworkArg,
+    merchant_id: Annotated[str, typer.Argument(help="The merchant's id (add-merchant prints it).")],
+    name: Annotated[str, typer.Argument(help="The store's name.")],
 ) -> None:
     """Add a store to a merchant."""
     from facekey.flows.devices import add_store
@@ -220,9 +236,11 @@ def admin_add_store(
 
 @admin_app.command("add-device")
 def admin_add_device(
-    network_id: Annotated[str, typer.Argument()],
-    store_id: Annotated[str, typer.Option("--store")],
-    name: Annotated[str | None, typer.Option("--name")] = None,
+    network_id: NetworkArg,
+    store_id: Annotated[str, typer.Option("--store", help="The store's id (add-store prints it).")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="A name for the terminal, e.g. till 1.")
+    ] = None,
 ) -> None:
     """Register a terminal; prints its id and HMAC secret (shown only once)."""
     from facekey.flows.devices import add_device
@@ -233,7 +251,8 @@ def admin_add_device(
 
 @admin_app.command("disable-device")
 def admin_disable_device(
-    network_id: Annotated[str, typer.Argument()], device_id: Annotated[str, typer.Argument()]
+    network_id: NetworkArg,
+    device_id: Annotated[str, typer.Argument(help="The terminal's device id.")],
 ) -> None:
     """Disable a terminal: its calls are refused from now on."""
     from facekey.flows.devices import disable_device

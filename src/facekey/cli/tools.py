@@ -19,14 +19,19 @@ from facekey.cli.common import (
     liveness_app,
     models_app,
     simulate_app,
+    worker_settings,
 )
 from facekey.config import Settings
 
 
 @app.command()
 def compare(
-    first: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
-    second: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    first: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="An image file with a face.")
+    ],
+    second: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="Another image file with a face.")
+    ],
     engine: EngineOpt = None,
 ) -> None:
     """Compare the main faces of two image files (1:1 verification)."""
@@ -37,7 +42,7 @@ def compare(
 
 @app.command()
 def detect(
-    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="An image file.")],
     engine: EngineOpt = None,
 ) -> None:
     """List the faces in an image file with their boxes and quality."""
@@ -64,9 +69,13 @@ def models_list() -> None:
 
 @models_app.command("add")
 def models_add(
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    path: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="The model file (e.g. ONNX).")
+    ],
     sha256: Annotated[str, typer.Option("--sha256", help="The file's expected sha256.")],
-    engine: Annotated[str, typer.Option("--engine")] = "onnx-arcface",
+    engine: Annotated[
+        str, typer.Option("--engine", help="The engine that runs this file.")
+    ] = "onnx-arcface",
 ) -> None:
     """Register an operator-supplied model file, checked against its pinned sha256."""
     from facekey.integrity import PinnedFiles
@@ -78,7 +87,7 @@ def models_add(
 @models_app.command("check")
 def models_check(
     images: ImagesOpt,
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 200,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many images.")] = 200,
 ) -> None:
     """Embed the faces of a folder with both dlib-resnet-v1 backends and report the difference."""
     from facekey.evaluation.backend_check import compare_backends
@@ -89,12 +98,25 @@ def models_check(
 @eval_app.command("pairs")
 def eval_pairs(
     images: ImagesOpt,
-    pairs: Annotated[Path, typer.Option("--pairs", exists=True, dir_okay=False)],
-    out: Annotated[Path, typer.Option("--out", file_okay=False)],
+    pairs: Annotated[
+        Path,
+        typer.Option(
+            "--pairs", exists=True, dir_okay=False, help="An LFW-format pair file (pairs.txt)."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="The folder the report is written to.")
+    ],
     engine: EngineOpt = None,
     workers: WorkersOpt = 1,
     mask_labels: Annotated[
-        Path | None, typer.Option("--mask-labels", help="MFR2 mask_labels.txt (auto-detected).")
+        Path | None,
+        typer.Option(
+            "--mask-labels",
+            exists=True,
+            dir_okay=False,
+            help="MFR2 mask_labels.txt (auto-detected).",
+        ),
     ] = None,
     operating_fmr: Annotated[
         float,
@@ -113,11 +135,12 @@ def eval_pairs(
     """Verification error rates on an LFW-format pair file; writes report.json/.md, det.png."""
     from facekey.evaluation.pair_eval import run_pair_evaluation
 
+    settings = worker_settings(engine, workers, outputs=(out,))
     report = run_pair_evaluation(
         images=images,
         pairs_file=pairs,
         out_dir=out,
-        settings=cli_settings(engine),
+        settings=settings,
         workers=workers,
         mask_labels=mask_labels,
         operating_fmr=operating_fmr,
@@ -147,7 +170,10 @@ def liveness_calibrate(
             "--sessions", exists=True, file_okay=False, help="Session tree: burst thresholds."
         ),
     ] = None,
-    apcer: Annotated[float, typer.Option("--apcer", min=0.0, max=1.0)] = 0.05,
+    apcer: Annotated[
+        float,
+        typer.Option("--apcer", min=0.0, max=1.0, help="The APCER every attack source must meet."),
+    ] = 0.05,
     out: Annotated[
         Path | None, typer.Option("--out", dir_okay=False, help="Default: the packaged file.")
     ] = None,
@@ -166,7 +192,9 @@ def liveness_calibrate(
 @liveness_app.command("dev-sources")
 def liveness_dev_sources(
     data: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="../shared/data")],
-    out: Annotated[Path, typer.Option("--out", file_okay=False)],
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="The folder the links are written to.")
+    ],
     sessions: Annotated[
         bool, typer.Option("--sessions", help="Session subfolders instead of frames.")
     ] = False,
@@ -179,7 +207,9 @@ def liveness_dev_sources(
 
 @eval_app.command("liveness")
 def eval_liveness(
-    out: Annotated[Path, typer.Option("--out", file_okay=False)],
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="The folder the report is written to.")
+    ],
     live: Annotated[
         Path | None,
         typer.Option("--live", exists=True, file_okay=False, help="Live (bona fide) images."),
@@ -200,7 +230,15 @@ def eval_liveness(
     loso: Annotated[
         bool, typer.Option("--loso", help="With --sources: leave-one-source-out protocol.")
     ] = False,
-    apcer: Annotated[float, typer.Option("--apcer", min=0.0, max=1.0)] = 0.05,
+    apcer: Annotated[
+        float,
+        typer.Option(
+            "--apcer",
+            min=0.0,
+            max=1.0,
+            help="With --sources: the APCER target of the fitted thresholds.",
+        ),
+    ] = 0.05,
     sequences: Annotated[
         bool, typer.Option("--sequences", help="Each subfolder is one passive session.")
     ] = False,
@@ -255,11 +293,12 @@ def calibrate(
     """Score → FMR tables from all cross-pairs of a folder-per-person image set."""
     from facekey.evaluation.calibrate import run_calibration
 
+    settings = worker_settings(engine, workers, outputs=(out.parent,))
     emit(
         run_calibration(
             images=images,
             out=out,
-            settings=cli_settings(engine),
+            settings=settings,
             workers=workers,
             synthetic_masks=synthetic_masks,
             install=install,
@@ -274,8 +313,10 @@ def bench(
         Path | None,
         typer.Option("--images", exists=True, file_okay=False, help="Image folder."),
     ] = None,
-    out: Annotated[Path, typer.Option("--out", file_okay=False)] = Path("out/bench"),
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 200,
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="The folder bench.json is written to.")
+    ] = Path("out/bench"),
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many images.")] = 200,
     docs: Annotated[
         Path | None, typer.Option("--docs", help="Also write this Markdown page.")
     ] = Path("docs/benchmarks.md"),
@@ -296,7 +337,9 @@ def bench(
 @bench_app.command("gallery")
 def bench_gallery(
     size: Annotated[int, typer.Option("--size", min=1000, help="Templates in the network.")],
-    out: Annotated[Path, typer.Option("--out", file_okay=False)],
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="The folder gallery.json is written to.")
+    ],
     dimension: Annotated[
         int | None,
         typer.Option("--dimension", min=2, help="Template length [default: the default engine's]."),
@@ -310,7 +353,9 @@ def bench_gallery(
             help="Real embeddings (.npz: vectors, labels) for mates, probes and the fit.",
         ),
     ] = None,
-    keep: Annotated[bool, typer.Option(help="Keep the database and snapshots.")] = False,
+    keep: Annotated[
+        bool, typer.Option(help="Keep the database and snapshots in --out after the run.")
+    ] = False,
 ) -> None:
     """Gallery at scale: bulk load, worker cold starts, search and recall, memory per worker."""
     from facekey.evaluation.gallery_scale import (
