@@ -46,6 +46,7 @@ their message. Each class says what went wrong in terms a caller can act on::
         │   ├── InvalidFrames            frame count, timestamps or their order (422)
         │   ├── FaceChanged              the frames do not show one face throughout (422)
         │   └── LivenessLocked           too many failed sessions lately (429)
+        ├── TooManyAttempts        too many failed sign-ins or checks on the web pages (429)
         └── SignatureError         a terminal request whose HMAC signature cannot be accepted
             ├── SignatureMissing   a signature header is missing or malformed
             ├── SignatureInvalid   the signature does not match the request
@@ -219,6 +220,14 @@ class DeviceDisabled(SignatureError):
 
 class UnknownDevice(SignatureError):
     """No such signing device in the caller's network."""
+
+
+class TooManyAttempts(RequestError):
+    """Too many failed attempts (sign-ins, liveness checks) on the web pages; retry later."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class LivenessError(RequestError):

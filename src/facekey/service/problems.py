@@ -35,6 +35,7 @@ _STATUS: Final[tuple[tuple[type[errors.FacekeyError], int], ...]] = (
     (errors.LivenessSessionClosed, 409),
     (errors.LivenessSessionUsed, 409),
     (errors.LivenessLocked, 429),
+    (errors.TooManyAttempts, 429),
     (errors.LivenessError, 422),
     (errors.NotFound, 404),
     (errors.SubjectNotActive, 404),
@@ -99,7 +100,7 @@ async def _facekey_error(request: Request, exc: Exception) -> JSONResponse:
     if status >= 500:
         return await _internal_error(request, exc)
     response = problem(request, status, _slug(exc), _title(exc), str(exc), **_extra(request, exc))
-    if isinstance(exc, errors.LivenessLocked):
+    if isinstance(exc, errors.LivenessLocked | errors.TooManyAttempts):
         response.headers["Retry-After"] = str(exc.retry_after_s)
     return response
 
@@ -114,7 +115,7 @@ def _extra(request: Request, exc: Exception) -> dict[str, Any]:
     principal = getattr(request.state, "principal", None)
     if isinstance(exc, errors.DuplicateEnrolment) and getattr(principal, "scope", None) == "admin":
         return {"existing_subject_id": exc.existing_subject_id}
-    if isinstance(exc, errors.LivenessLocked):
+    if isinstance(exc, errors.LivenessLocked | errors.TooManyAttempts):
         return {"retry_after": exc.retry_after_s}
     return {}
 
