@@ -97,6 +97,17 @@ def _start_check(watched: Watched) -> None:
     watched.page.get_by_role("button", name="Start the camera check").click()
 
 
+def _camera_check_from_a_link(page: Page, platform: Platform, network: WebNetwork) -> Watched:
+    """Open a new enrolment link, choose a PIN, and start the camera check."""
+    watched = Watched(page)
+    page.goto(_enrol_link(platform, network))
+    page.get_by_role("button", name="Begin").click()
+    page.get_by_label("PIN (4 to 8 digits)").fill("482915")
+    page.get_by_role("button", name="Continue to the camera check").click()
+    _start_check(watched)
+    return watched
+
+
 # ---------------------------------------------------------------------- the console
 
 
@@ -226,12 +237,7 @@ def test_a_still_photo_is_refused(
     browser = launch(playwright, still)
     try:
         page = _context(browser, base_url).new_page()
-        watched = Watched(page)
-        page.goto(_enrol_link(web_platform, network))
-        page.get_by_role("button", name="Begin").click()
-        page.get_by_label("PIN (4 to 8 digits)").fill("482915")
-        page.get_by_role("button", name="Continue to the camera check").click()
-        _start_check(watched)
+        watched = _camera_check_from_a_link(page, web_platform, network)
         error = page.locator("#camera-error")
         error.filter(has_text="did not pass").wait_for(timeout=CHECK_TIMEOUT_MS)
         watched.check("enrol-refused")
@@ -259,12 +265,7 @@ def test_a_refused_or_missing_camera_is_said_in_words(
     browser = turning_camera if camera == "refused" else launch(playwright, None)
     try:
         page = _context(browser, base_url, camera=camera == "missing").new_page()
-        watched = Watched(page)
-        page.goto(_enrol_link(web_platform, network))
-        page.get_by_role("button", name="Begin").click()
-        page.get_by_label("PIN (4 to 8 digits)").fill("482915")
-        page.get_by_role("button", name="Continue to the camera check").click()
-        _start_check(watched)
+        watched = _camera_check_from_a_link(page, web_platform, network)
         page.locator("#camera-error").filter(has_text=words).wait_for(timeout=30_000)
         assert watched.errors == []
     finally:

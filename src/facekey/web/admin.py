@@ -16,7 +16,6 @@ from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
-from facekey.errors import AuthenticationFailed
 from facekey.evaluation.plots import det_plot_rates
 from facekey.flows import console
 from facekey.flows.auth import Principal
@@ -25,14 +24,13 @@ from facekey.flows.platform import Platform
 from facekey.flows.search import network_of
 from facekey.flows.web_access import (
     PORTAL_CODE_TTL,
-    end_session,
     issue_enrol_link,
     issue_portal_code,
     sign_in_operator,
 )
 from facekey.security.api_keys import Scope
-from facekey.web.common import Visit, current, page, platform_of, signed_in, visit
-from facekey.web.security import check_csrf, clear_session_cookie, client_of
+from facekey.web.common import Visit, current, page, platform_of, sign_in_form, sign_out, visit
+from facekey.web.security import check_csrf
 from facekey.web.words import message_for
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -78,31 +76,22 @@ async def login_page(request: Request) -> Response:
 async def login(
     request: Request, api_key: Annotated[str, Form(max_length=200)], csrf: Annotated[str, Form()]
 ) -> Response:
-    at = await visit(request, "operator")
-    try:
-        check_csrf(request, "operator", csrf)
-        token, _ = await run_in_threadpool(
-            sign_in_operator, platform_of(request), at.web, api_key, client_of(request)
-        )
-    except Exception as exc:
-        status, words = message_for(exc)
+    async def failed(at: Visit, words: str, status: int) -> Response:
         return page(request, at, "admin_login.html", {"error": words}, status)
-    return signed_in(request, "operator", token, "/admin")
+
+    return await sign_in_form(
+        request,
+        "operator",
+        csrf,
+        lambda platform, web, client: sign_in_operator(platform, web, api_key, client),
+        failed,
+        "/admin",
+    )
 
 
 @router.post("/sign-out")
-async def sign_out(request: Request, csrf: Annotated[str, Form()]) -> Response:
-    at = await current(request, "operator")
-    response = RedirectResponse("/admin/login", status_code=303)
-    try:
-        if at is None:
-            raise AuthenticationFailed("not signed in")
-        check_csrf(request, "operator", csrf)
-    except AuthenticationFailed:
-        return response
-    await run_in_threadpool(end_session, platform_of(request), at.web)
-    clear_session_cookie(response, request, "operator")
-    return response
+async def operator_sign_out(request: Request, csrf: Annotated[str, Form()]) -> Response:
+    return await sign_out(request, "operator", csrf, "/admin/login")
 
 
 @router.get("")

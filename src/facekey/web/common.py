@@ -3,7 +3,7 @@ its CSRF token, answer the scripts' calls in JSON with words, read the camera ch
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -16,10 +16,24 @@ from facekey.errors import AuthenticationFailed, InvalidFrames
 from facekey.flows import web_checks
 from facekey.flows.liveness import FrameSubmission
 from facekey.flows.platform import Platform
-from facekey.flows.web_access import Kind, WebIdentity, csrf_token, find_session, open_session
+from facekey.flows.web_access import (
+    Kind,
+    WebIdentity,
+    csrf_matches,
+    csrf_token,
+    end_session,
+    find_session,
+    open_session,
+)
 from facekey.liveness.session import MAX_FRAMES
 from facekey.web.pages import pages_of
-from facekey.web.security import check_csrf, client_of, session_token, set_session_cookie
+from facekey.web.security import (
+    check_csrf,
+    clear_session_cookie,
+    client_of,
+    session_token,
+    set_session_cookie,
+)
 from facekey.web.words import liveness_words, message_for
 
 SESSION_ENDED: Final = "Your session has ended. Reload the page to start again."
@@ -80,6 +94,37 @@ def signed_in(request: Request, kind: Kind, token: str, url: str) -> RedirectRes
     """Go to ``url`` with the new session's cookie."""
     response = RedirectResponse(url, status_code=303)
     set_session_cookie(response, request, kind, token)
+    return response
+
+
+SignIn = Callable[[Platform, WebIdentity, str], tuple[str, WebIdentity]]
+ErrorPage = Callable[[Visit, str, int], Awaitable[Response]]
+
+
+async def sign_in_form(
+    request: Request, kind: Kind, csrf: str, sign_in: SignIn, failed: ErrorPage, url: str
+) -> Response:
+    """A sign-in form's post: the new session's cookie and ``url``, or ``failed`` in words."""
+    at = await visit(request, kind)
+    try:
+        check_csrf(request, kind, csrf)
+        token, _ = await run_in_threadpool(
+            sign_in, platform_of(request), at.web, client_of(request)
+        )
+    except Exception as exc:
+        status, words = message_for(exc)
+        return await failed(at, words, status)
+    return signed_in(request, kind, token, url)
+
+
+async def sign_out(request: Request, kind: Kind, csrf: str, url: str) -> Response:
+    """End the browser's session of ``kind`` (a form with a wrong token changes nothing)."""
+    at = await current(request, kind)
+    response = RedirectResponse(url, status_code=303)
+    if at is None or not csrf_matches(at.token, csrf):
+        return response
+    await run_in_threadpool(end_session, platform_of(request), at.web)
+    clear_session_cookie(response, request, kind)
     return response
 
 

@@ -17,18 +17,18 @@ from facekey.flows import web_checks
 from facekey.flows.search import network_of
 from facekey.flows.web_access import open_enrolment
 from facekey.web.common import (
+    Visit,
     authorised,
     current,
     page,
     platform_of,
-    signed_in,
+    sign_in_form,
     start_check,
     submit_check,
     visit,
     words_response,
 )
-from facekey.web.security import check_csrf, clear_session_cookie, client_of
-from facekey.web.words import message_for
+from facekey.web.security import clear_session_cookie
 
 router = APIRouter(prefix="/enrol", include_in_schema=False)
 
@@ -52,16 +52,17 @@ async def landing(request: Request, code: str) -> Response:
 async def begin(
     request: Request, code: Annotated[str, Form(max_length=200)], csrf: Annotated[str, Form()]
 ) -> Response:
-    at = await visit(request, "enrol")
-    try:
-        check_csrf(request, "enrol", csrf)
-        token, _ = await run_in_threadpool(
-            open_enrolment, platform_of(request), at.web, code, client_of(request)
-        )
-    except Exception as exc:
-        status, words = message_for(exc)
+    async def failed(at: Visit, words: str, status: int) -> Response:
         return page(request, at, "enrol_start.html", {"code": code, "error": words}, status)
-    return signed_in(request, "enrol", token, "/enrol")
+
+    return await sign_in_form(
+        request,
+        "enrol",
+        csrf,
+        lambda platform, web, client: open_enrolment(platform, web, code, client),
+        failed,
+        "/enrol",
+    )
 
 
 @router.get("")

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from facekey.errors import AuthenticationFailed, NotFound
+from facekey.errors import NotFound
 from facekey.flows import privacy
 from facekey.flows.personalization import set_exclusion
 from facekey.flows.platform import Platform
@@ -24,7 +24,6 @@ from facekey.flows.search import network_of
 from facekey.flows.web_access import (
     WebIdentity,
     choose_network,
-    end_session,
     forget_subject,
     merchant_choices,
     save_state,
@@ -37,12 +36,14 @@ from facekey.web.common import (
     current,
     page,
     platform_of,
+    sign_in_form,
+    sign_out,
     start_check,
     submit_check,
     visit,
     words_response,
 )
-from facekey.web.security import check_csrf, clear_session_cookie, client_of, set_session_cookie
+from facekey.web.security import check_csrf, client_of, set_session_cookie
 from facekey.web.words import message_for
 
 router = APIRouter(prefix="/me", include_in_schema=False)
@@ -106,18 +107,17 @@ async def _home(request: Request, at: Visit) -> Response:
 async def code_sign_in(
     request: Request, code: Annotated[str, Form(max_length=40)], csrf: Annotated[str, Form()]
 ) -> Response:
-    at = await visit(request, "portal")
-    try:
-        check_csrf(request, "portal", csrf)
-        token, _ = await run_in_threadpool(
-            sign_in_with_code, platform_of(request), at.web, code, client_of(request)
-        )
-    except Exception as exc:
-        status, words = message_for(exc)
+    async def failed(at: Visit, words: str, status: int) -> Response:
         return await _sign_in_page(request, at, words, status)
-    response = RedirectResponse("/me", status_code=303)
-    set_session_cookie(response, request, "portal", token)
-    return response
+
+    return await sign_in_form(
+        request,
+        "portal",
+        csrf,
+        lambda platform, web, client: sign_in_with_code(platform, web, code, client),
+        failed,
+        "/me",
+    )
 
 
 @router.post("/check/start")
@@ -241,15 +241,5 @@ def _download(body: Any, filename: str) -> Response:
 
 
 @router.post("/sign-out")
-async def sign_out(request: Request, csrf: Annotated[str, Form()]) -> Response:
-    at = await current(request, "portal")
-    response = RedirectResponse("/me", status_code=303)
-    try:
-        if at is None:
-            raise AuthenticationFailed("not signed in")
-        check_csrf(request, "portal", csrf)
-    except AuthenticationFailed:
-        return response
-    await run_in_threadpool(end_session, platform_of(request), at.web)
-    clear_session_cookie(response, request, "portal")
-    return response
+async def customer_sign_out(request: Request, csrf: Annotated[str, Form()]) -> Response:
+    return await sign_out(request, "portal", csrf, "/me")
