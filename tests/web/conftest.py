@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import itertools
-import re
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,28 +23,9 @@ from facekey.service.app import create_app
 # The API tests' helpers (signed terminals, multipart bodies) serve these tests too.
 sys.path.insert(0, str(Path(__file__).parents[1] / "service"))
 
-LIVENESS = Path(__file__).parents[1] / "fixtures" / "liveness"
-#: A real sequence: the subject turns to her right (towards the camera), then looks up.
-TURN_THEN_LOOK_UP = sorted(LIVENESS.glob("turn-then-look-up-*.jpg"))
-_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+from web_helpers import WebNetwork
+
 _addresses = (f"10.16.{n // 250}.{n % 250 + 1}" for n in itertools.count())
-
-
-def csrf_of(html: str) -> str:
-    """The CSRF token of the first form of a page."""
-    found = _CSRF.search(html)
-    assert found, html
-    return found.group(1)
-
-
-@dataclass(frozen=True)
-class WebNetwork:
-    id: str
-    name: str
-    keys: dict[str, str]
-
-    def auth(self, scope: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.keys[scope]}"}
 
 
 @pytest.fixture(scope="session")

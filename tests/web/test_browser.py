@@ -25,8 +25,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 from sqlalchemy import select
+from web_helpers import LIVENESS, TURN_THEN_LOOK_UP, WebNetwork
 
-from conftest import LIVENESS, TURN_THEN_LOOK_UP, WebNetwork
 from facekey.flows.auth import Principal
 from facekey.flows.platform import Platform
 from facekey.flows.web_access import issue_enrol_link

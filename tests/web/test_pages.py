@@ -9,9 +9,17 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from web_helpers import camera_check, enrol_through_page, issue, open_enrolment, sign_in_operator
+from web_helpers import (
+    LIVENESS,
+    WebNetwork,
+    camera_check,
+    csrf_of,
+    enrol_through_page,
+    issue,
+    open_enrolment,
+    sign_in_operator,
+)
 
-from conftest import LIVENESS, WebNetwork, csrf_of
 from facekey import errors
 from facekey.flows.devices import add_merchant
 from facekey.flows.platform import Platform
@@ -230,6 +238,9 @@ def test_portal_sign_in_with_the_face_and_the_phone_digits(
     signed = client.post("/me/face", headers={"X-CSRF-Token": csrf}, data={"digits": "0123"})
     assert signed.json() == {"next": "/me"}, signed.text
     assert "+44 20 7946 0123" in client.get("/me").text
+    (subject_id,) = _subjects(web_platform, network)
+    client.delete(f"/v1/subjects/{subject_id}", headers=network.auth("privacy"))
+    assert "Sign in with the code" in client.get("/me").text  # erased elsewhere: signed out
 
 
 def test_failed_camera_checks_are_rate_limited(

@@ -4,13 +4,34 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi.testclient import TestClient
 
-from conftest import TURN_THEN_LOOK_UP, WebNetwork, csrf_of
+LIVENESS = Path(__file__).parents[1] / "fixtures" / "liveness"
+#: A real sequence: the subject turns to her right (towards the camera), then looks up.
+TURN_THEN_LOOK_UP = sorted(LIVENESS.glob("turn-then-look-up-*.jpg"))
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token of the first form of a page."""
+    found = _CSRF.search(html)
+    assert found, html
+    return found.group(1)
+
+
+@dataclass(frozen=True)
+class WebNetwork:
+    id: str
+    name: str
+    keys: dict[str, str]
+
+    def auth(self, scope: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[scope]}"}
 
 
 def sign_in_operator(client: TestClient, network: WebNetwork) -> str:

@@ -156,6 +156,6 @@ def prune_attempts(session: Session, *, before: datetime) -> int:
 
 
 def count_sessions(session: Session, *, kind: str) -> int:
-    """Sessions of ``kind`` (for tests and the console)."""
+    """How many sessions of ``kind`` there are."""
     stmt = select(func.count()).select_from(WebSession).where(WebSession.kind == kind)
     return int(session.scalar(stmt) or 0)

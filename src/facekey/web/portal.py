@@ -24,6 +24,7 @@ from facekey.flows.search import network_of
 from facekey.flows.web_access import (
     WebIdentity,
     choose_network,
+    end_session,
     forget_subject,
     merchant_choices,
     save_state,
@@ -61,7 +62,11 @@ async def portal(request: Request, network: str | None = None) -> Response:
     at = await visit(request, "portal")
     platform = platform_of(request)
     if at.web.signed_in:
-        return await _home(request, at)
+        try:
+            return await _home(request, at)
+        except NotFound:  # erased meanwhile (through the API, or in another browser)
+            await run_in_threadpool(end_session, platform, at.web)
+            at = await visit(request, "portal")
     if "receipt" in at.web.state:
         return page(request, at, "me_erased.html", {"receipt": at.web.state["receipt"]})
     error = None
