@@ -214,6 +214,10 @@ def test_enrol_by_webcam_identify_then_erase_in_the_portal(
     operator.goto("/admin/totals")
     assert "Bakery" in operator.locator("table").inner_text()
 
+    # Nothing of the person is kept in the browser: no storage, only the session's cookie.
+    assert customer.evaluate("localStorage.length + sessionStorage.length") == 0
+    cookies = customer_context.cookies()
+    assert all(c["httpOnly"] and c["sameSite"] == "Strict" for c in cookies), cookies
     done = _portal(customer, watched, network, "Bakery")
     assert done["held"]["subject_id"] == subject_id and done["held"]["phone"] == PHONE
     assert done["receipt"]["templates_erased"] >= 1

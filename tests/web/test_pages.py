@@ -27,6 +27,7 @@ from facekey.flows.tenancy import rotate_keys
 from facekey.security.api_keys import Scope
 from facekey.store import web as web_store
 from facekey.store.tables import Subject
+from facekey.web import install_web, pages
 from facekey.web.security import CSP
 from facekey.web.words import message_for
 
@@ -254,6 +255,16 @@ def test_failed_camera_checks_are_rate_limited(
     assert limited.headers["retry-after"].isdigit()
     with web_platform.database.read_session() as session:
         assert web_store.count_sessions(session, kind="portal") >= 1
+
+
+def test_without_jinja2_the_api_runs_without_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing() -> None:
+        raise errors.MissingExtra("the web pages need Jinja2: install facekey[web]")
+
+    monkeypatch.setattr(pages, "Pages", missing)
+    app = FastAPI()
+    assert install_web(app) is False
+    assert not any(getattr(route, "path", "").startswith("/admin") for route in app.routes)
 
 
 def test_errors_are_said_in_words() -> None:
