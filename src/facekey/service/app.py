@@ -19,6 +19,7 @@ from facekey.service.openapi import install_docs
 from facekey.service.problems import install_problem_handlers
 from facekey.service.requests import RequestIdMiddleware
 from facekey.service.routes import checkout, identify, liveness, ops, subjects
+from facekey.web import install_web
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     install_problem_handlers(app)
     for router in (subjects.router, identify.router, checkout.router, liveness.router, ops.router):
         app.include_router(router)
+    install_web(app)
     max_body = settings.images.max_bytes * settings.max_images_per_request + _BODY_SLACK
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
