@@ -64,8 +64,7 @@ class FacekeyError(Exception):
 
 
 class RetryLater(FacekeyError):
-    """Mixed into errors that a caller may retry after ``retry_after_s`` seconds (the answer
-    carries ``Retry-After``)."""
+    """A refusal the caller may retry after a while (the answer carries Retry-After)."""
 
     def __init__(self, message: str, *, retry_after_s: int) -> None:
         super().__init__(message)
@@ -113,7 +112,7 @@ class LowQuality(FaceError):
 
 
 class DuplicateEnrolment(FaceError):
-    """The face is already enrolled; ``existing_subject_id`` is shown to admins only."""
+    """The face is already enrolled (an admin key is also told whose it is)."""
 
     def __init__(self, message: str, *, existing_subject_id: str) -> None:
         super().__init__(message)
@@ -202,6 +201,10 @@ class IdempotencyConflict(RequestError):
 
 class PermissionDenied(RequestError):
     """The key is valid but its scope does not allow this operation."""
+
+
+class MerchantMismatch(PermissionDenied):
+    """The terminal asked to charge for a store or merchant other than its own."""
 
 
 class SignatureError(RequestError):
