@@ -13,9 +13,10 @@ A browser holds a random token in an HttpOnly cookie; the database keeps its sha
   subject alone, with the privacy scope.
 
 Signing in issues a new token (the anonymous one is dropped: no session fixation). Failed
-attempts are limited like the API's liveness lockout: :data:`MAX_FAILURES` within
-:data:`FAILURE_WINDOW` per client address (sign-ins) or per session (liveness checks), then
-:class:`~facekey.errors.TooManyAttempts` until the oldest leaves the window.
+attempts lock the client address out by the same mechanism as the API's lockouts
+(:data:`facekey.store.lockouts.WEB_SIGN_IN` and :data:`~facekey.store.lockouts.WEB_CHECK`: five
+failures in a row, then :class:`~facekey.errors.TooManyAttempts` for three minutes, doubling
+with each further failure up to an hour).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from facekey.flows.auth import Principal, authenticate
 from facekey.flows.platform import Platform
 from facekey.flows.search import SearchProbe, network_of, subject_candidate
 from facekey.security.api_keys import Scope
-from facekey.store import personalization, subjects, tenants
+from facekey.store import lockouts, personalization, subjects, tenants
 from facekey.store import web as store
 from facekey.store.tables import Network, Subject, WebSession
 
@@ -52,8 +53,11 @@ SESSION_TTL: Final[dict[str, timedelta]] = {
 IDLE_TIMEOUT: Final = timedelta(minutes=20)
 ENROL_LINK_TTL: Final = timedelta(hours=24)
 PORTAL_CODE_TTL: Final = timedelta(minutes=15)
-MAX_FAILURES: Final = 5
-FAILURE_WINDOW: Final = timedelta(minutes=3)
+#: The lockout rule of each kind of web attempt.
+LIMITS: Final[dict[str, lockouts.LockoutRule]] = {
+    "sign-in": lockouts.WEB_SIGN_IN,
+    "liveness": lockouts.WEB_CHECK,
+}
 #: The audit log's actor for what a customer does in the privacy portal.
 PORTAL_ACTOR: Final = "web-portal"
 _TOKEN_BYTES: Final = 32
@@ -219,24 +223,24 @@ def attempt_key(*parts: str) -> str:
 
 
 def check_attempts(platform: Platform, kind: str, key: str) -> None:
-    """Raise :class:`TooManyAttempts` when ``key`` failed too often lately."""
+    """Raise :class:`TooManyAttempts` while ``key`` is locked out for ``kind`` attempts."""
     now = datetime.now(UTC)
     with platform.database.read_session() as session:
-        times = store.attempts_since(session, kind=kind, key=key, since=now - FAILURE_WINDOW)
-    if len(times) >= MAX_FAILURES:
-        wait = max(1, math.ceil((times[-MAX_FAILURES] + FAILURE_WINDOW - now).total_seconds()))
+        state = lockouts.lock_state(session, LIMITS[kind], kind="address", key=key, now=now)
+    if state is not None and state.locked_until is not None:
+        wait = max(1, math.ceil((state.locked_until - now).total_seconds()))
         raise TooManyAttempts(
-            f"{len(times)} failed attempts in the last "
-            f"{int(FAILURE_WINDOW.total_seconds() // 60)} minutes; try again in {wait} s",
+            f"{state.consecutive} failed attempts in a row; try again in {wait} s",
             retry_after_s=wait,
         )
 
 
 def record_failure(platform: Platform, kind: str, key: str) -> None:
-    now = datetime.now(UTC)
+    """Count one more failed ``kind`` attempt of ``key``."""
     with platform.database.session() as session:
-        store.prune_attempts(session, before=now - FAILURE_WINDOW)
-        store.record_attempt(session, kind=kind, key=key, at=now)
+        lockouts.record_failure(
+            session, LIMITS[kind], kind="address", key=key, now=datetime.now(UTC)
+        )
 
 
 # ---------------------------------------------------------------------- operators

@@ -32,7 +32,8 @@ class FailureState:
         return self.locked_until is not None and self.locked_until > now
 
 
-Kind = Literal["subject", "device"]
+#: What a counter is about: a subject, a device, or a client address (the web pages).
+Kind = Literal["subject", "device", "address"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,22 @@ CHECKOUT: Final = LockoutRule(
 #: also cannot check out: a terminal that keeps failing liveness is under attack.
 LIVENESS: Final = LockoutRule(
     name="liveness-",
+    lock_after=5,
+    first_lock=timedelta(minutes=3),
+    longest_lock=timedelta(hours=1),
+    forget_after=timedelta(minutes=30),
+)
+#: Failed sign-ins on the web pages per client address (operator key, portal code, face and
+#: digits), and failed camera checks per client address.
+WEB_SIGN_IN: Final = LockoutRule(
+    name="web-sign-in-",
+    lock_after=5,
+    first_lock=timedelta(minutes=3),
+    longest_lock=timedelta(hours=1),
+    forget_after=timedelta(minutes=30),
+)
+WEB_CHECK: Final = LockoutRule(
+    name="web-check-",
     lock_after=5,
     first_lock=timedelta(minutes=3),
     longest_lock=timedelta(hours=1),

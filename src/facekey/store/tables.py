@@ -46,7 +46,14 @@ TEMPLATE_SOURCES = ("enrolment", "added", "liveness", "retemplated", "retained")
 CHANGE_KINDS = ("add", "remove_subject", "remove_template")
 AUTHORIZATION_STATUSES = ("final", "pending_step_up")
 AUTHORIZATION_DECISIONS = ("approved", "step_up", "declined")
-FAILURE_KINDS = ("subject", "device", "liveness-subject", "liveness-device")
+FAILURE_KINDS = (
+    "subject",
+    "device",
+    "liveness-subject",
+    "liveness-device",
+    "web-sign-in-address",
+    "web-check-address",
+)
 LIVENESS_MODES = ("challenge", "passive")
 LIVENESS_STATUSES = ("open", "live", "spoof", "inconclusive", "expired")
 
@@ -551,16 +558,3 @@ class WebCode(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-
-class WebAttempt(Base):
-    """A failed attempt on the web pages (a sign-in, a liveness check), kept for the rate
-    limits of :mod:`facekey.flows.web_access`; ``key`` is the sha256 of what is limited."""
-
-    __tablename__ = "web_attempts"
-    __table_args__ = (Index(None, "kind", "key", "at"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    key: Mapped[str] = mapped_column(String(64))
-    at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from facekey.store.statements import rowcount
-from facekey.store.tables import WebAttempt, WebCode, WebSession
+from facekey.store.tables import WebCode, WebSession
 
 
 def create_web_session(
@@ -134,25 +134,6 @@ def codes_of(session: Session, *, network_id: str, now: datetime) -> list[WebCod
         .order_by(WebCode.created_at.desc())
     )
     return list(session.scalars(stmt))
-
-
-def record_attempt(session: Session, *, kind: str, key: str, at: datetime) -> None:
-    session.add(WebAttempt(kind=kind, key=key, at=at))
-    session.flush()
-
-
-def attempts_since(session: Session, *, kind: str, key: str, since: datetime) -> list[datetime]:
-    """The times of failed attempts of ``kind`` ``key`` since ``since``, oldest first."""
-    stmt = (
-        select(WebAttempt.at)
-        .where(WebAttempt.kind == kind, WebAttempt.key == key, WebAttempt.at > since)
-        .order_by(WebAttempt.at)
-    )
-    return list(session.scalars(stmt))
-
-
-def prune_attempts(session: Session, *, before: datetime) -> int:
-    return rowcount(session, delete(WebAttempt).where(WebAttempt.at <= before))
 
 
 def count_sessions(session: Session, *, kind: str) -> int:

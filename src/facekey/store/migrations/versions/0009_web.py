@@ -34,8 +34,13 @@ def _kind(table: str, kinds: tuple[str, ...]) -> sa.CheckConstraint:
     return sa.CheckConstraint(f"kind IN ({quoted})", name=op.f(f"ck_{table}_kind"))
 
 
+_KINDS = "kind IN ({})"
+OLD_KINDS = "'subject', 'device', 'liveness-subject', 'liveness-device'"
+NEW_KINDS = OLD_KINDS + ", 'web-sign-in-address', 'web-check-address'"
+
+
 def upgrade() -> None:
-    """Add web_sessions, web_codes and web_attempts."""
+    """Add web_sessions and web_codes; the pages' rate limits count in failure_counters."""
     op.create_table(
         "web_sessions",
         sa.Column("token_hash", sa.String(length=64), nullable=False),
@@ -71,18 +76,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("code_hash", name=op.f("pk_web_codes")),
     )
     op.create_index(op.f("ix_web_codes_network_id"), "web_codes", ["network_id"])
-    op.create_table(
-        "web_attempts",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("key", sa.String(length=64), nullable=False),
-        sa.Column("at", TIMESTAMP, nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_web_attempts")),
-    )
-    op.create_index(op.f("ix_web_attempts_kind_key_at"), "web_attempts", ["kind", "key", "at"])
+    with op.batch_alter_table("failure_counters") as batch:
+        batch.drop_constraint(op.f("ck_failure_counters_kind"), type_="check")
+        batch.create_check_constraint(op.f("ck_failure_counters_kind"), _KINDS.format(NEW_KINDS))
 
 
 def downgrade() -> None:
-    """Drop the web tables (their indexes go with them)."""
-    for table in ("web_attempts", "web_codes", "web_sessions"):
+    """Drop the web tables (their indexes go with them) and the pages' counters."""
+    counters = sa.table("failure_counters", sa.column("kind", sa.String))
+    op.execute(counters.delete().where(counters.c.kind.like("web-%")))
+    with op.batch_alter_table("failure_counters") as batch:
+        batch.drop_constraint(op.f("ck_failure_counters_kind"), type_="check")
+        batch.create_check_constraint(op.f("ck_failure_counters_kind"), _KINDS.format(OLD_KINDS))
+    for table in ("web_codes", "web_sessions"):
         op.drop_table(table)
