@@ -7,6 +7,7 @@ the lock grows with each further failure, and when old failures are forgotten.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, Literal
@@ -144,10 +145,4 @@ WEB_SIGN_IN: Final = LockoutRule(
     longest_lock=timedelta(hours=1),
     forget_after=timedelta(minutes=30),
 )
-WEB_CHECK: Final = LockoutRule(
-    name="web-check-",
-    lock_after=5,
-    first_lock=timedelta(minutes=3),
-    longest_lock=timedelta(hours=1),
-    forget_after=timedelta(minutes=30),
-)
+WEB_CHECK: Final = dataclasses.replace(WEB_SIGN_IN, name="web-check-")
