@@ -36,6 +36,15 @@ BACKENDS = ("sqlite", "postgresql")
 DatabaseUrlFactory = Callable[[str], str]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _shared_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Decrypted snapshot copies go to a temporary folder, not the machine's /dev/shm."""
+    folder = tmp_path_factory.mktemp("shm")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FACEKEY_SHARED_INDEX_DIR", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def fixtures() -> Path:
     return FIXTURES

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer.main
 
 from cli_helpers import people_folder, run_json, runner
 from facekey.cli import app
@@ -35,8 +42,9 @@ def test_compare_reports_an_image_error(isolated_env: Path, lfw: Path, tmp_path:
     broken = tmp_path / "broken.jpg"
     broken.write_bytes((lfw / "Aaron_Sorkin_0001.jpg").read_bytes()[:500])
     result = runner.invoke(app, ["compare", str(broken), str(lfw / "Aaron_Sorkin_0002.jpg")])
-    assert result.exit_code != 0
-    assert "truncated" in str(result.exception).lower()
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and "truncated" in result.stderr.lower()
+    assert len(result.stderr.splitlines()) == 1
 
 
 def test_detect_lists_every_face(isolated_env: Path, lfw: Path) -> None:
@@ -112,5 +120,81 @@ def test_unknown_engine_is_a_clear_error(isolated_env: Path, lfw: Path) -> None:
             str(lfw / "Aaron_Sorkin_0002.jpg"),
         ],
     )
-    assert result.exit_code != 0
-    assert "installed engines" in str(result.exception)
+    assert result.exit_code == 2
+    assert "installed engines" in result.stderr
+
+
+def _commands(command: Any, path: str = "facekey") -> Iterator[tuple[str, Any]]:
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, f"{path} {name}")
+
+
+def test_every_option_and_argument_has_help() -> None:
+    root = typer.main.get_command(app)
+    missing = [
+        f"{path}: {param.name}"
+        for path, command in _commands(root)
+        for param in command.params
+        if not (getattr(param, "help", None) or "").strip()
+    ]
+    assert len(list(_commands(root))) > 40
+    assert missing == []
+
+
+def _facekey(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "facekey.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_loading_blazeface_prints_nothing_on_stderr(isolated_env: Path, lfw: Path) -> None:
+    shown = _facekey(
+        "detect",
+        str(lfw / "Aaron_Sorkin_0001.jpg"),
+        env={"FACEKEY_DETECTORS": '["blazeface-short"]', "FACEKEY_DATA_DIR": str(isolated_env)},
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert len(json.loads(shown.stdout)["faces"]) == 1  # found by BlazeFace alone
+    assert shown.stderr == ""
+
+
+def test_eval_pairs_checks_its_options_before_starting_workers(
+    isolated_env: Path, people: Path, tmp_path: Path
+) -> None:
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("Aaron_Sorkin 1 2\nAaron_Sorkin 1 Aaron_Peirsol 2\n")
+    args = ["eval", "pairs", "--images", str(people), "--pairs", str(pairs)]
+    started = time.monotonic()
+    # An installed engine whose model file was never added: each worker would fail to start.
+    shown = _facekey(
+        *args,
+        "--out",
+        str(tmp_path / "out"),
+        "--workers",
+        "2",
+        "--engine",
+        "onnx-arcface",
+        env={"FACEKEY_DATA_DIR": str(isolated_env)},
+    )
+    assert shown.returncode == 2
+    assert shown.stderr.startswith("error: no model file is registered for onnx-arcface")
+    assert len(shown.stderr.splitlines()) == 1  # no worker's traceback, no broken pool
+    assert time.monotonic() - started < 60
+
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "o2"), "--workers", "4096"])
+    assert result.exit_code == 2 and "cores" in result.stderr
+
+    pairs.write_text("Aaron_Sorkin 1 2\nAaron_Peirsol 1 2\n")
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "o3")])
+    assert result.exit_code == 2
+    assert "both same-person and different-person pairs" in result.stderr
+
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    result = runner.invoke(app, [*args, "--out", str(blocked / "out")])
+    assert result.exit_code == 2 and result.stderr.startswith("error: ")

@@ -139,5 +139,5 @@ def test_import_and_identify_commands(
         app,
         ["enrol", str(lfw / "Aaron_Sorkin_0001.jpg"), "--server", url, "--key", keys["terminal"]],
     )
-    assert refused.exit_code != 0
-    assert "403" in str(refused.exception)
+    assert refused.exit_code == 4
+    assert f"POST {url}/v1/subjects answered 403" in refused.stderr

@@ -6,6 +6,7 @@ There is no global instance: entry points build one ``Settings()`` and pass what
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,29 @@ class Settings(BaseSettings):
     retain_images: bool = False
     #: Below this many templates a gallery is searched exactly; HNSW above.
     hnsw_threshold: int = Field(default=50_000, gt=0)
+    #: HNSW graph degree, construction and search breadth (see docs/scale.md for the trade-off).
+    hnsw_m: int = Field(default=32, gt=0)
+    hnsw_ef_construction: int = Field(default=100, gt=0)
+    hnsw_ef_search: int = Field(default=256, gt=0)
+    #: Where 1:N search runs: "faiss" (embedded, one index copy per machine) or "milvus".
+    gallery_backend: Literal["faiss", "milvus"] = "faiss"
+    #: Milvus: a server or cluster URI; unset, milvus-lite in ``<data dir>/milvus.db``.
+    milvus_uri: str | None = None
+    #: Milvus: the access token (``user:password`` or an API key), if the server needs one.
+    milvus_token: str | None = None
+    #: Galleries start from sealed snapshots plus the change log (FAISS backend).
+    snapshots: bool = True
+    #: Where snapshots are written; unset, ``<data dir>/snapshots``.
+    snapshot_dir: Path | None = None
+    #: A gallery rebuilt from the database is written as a snapshot when it has this many.
+    snapshot_min_templates: int = Field(default=10_000, ge=0)
+    #: Seconds between background snapshots (0: only ``facekey admin snapshot``).
+    snapshot_interval_s: float = Field(default=900.0, ge=0)
+    #: A background snapshot is written only after this many changes since the newest one.
+    snapshot_min_changes: int = Field(default=1000, ge=1)
+    #: Memory-only directory where each machine keeps ONE decrypted copy of every snapshot for
+    #: its workers to map (0700, this user only); unset or missing: a private copy per process.
+    shared_index_dir: Path | None = Path("/dev/shm")
     #: Checkout: estimated false-charge probability allowed per face-only transaction.
     false_charge_target: float = Field(default=1e-5, gt=0, lt=1)
     #: Checkout: per step-up attempt, the chance that the face of someone who knows the
@@ -82,6 +106,11 @@ class Settings(BaseSettings):
     def kek_path(self) -> Path:
         """Where the key-encryption key lives."""
         return self.kek_file or self.data_dir / "keys" / "kek.key"
+
+    @property
+    def snapshot_path(self) -> Path:
+        """Where gallery snapshots live."""
+        return self.snapshot_dir or self.data_dir / "snapshots"
 
     @property
     def models_dir(self) -> Path:

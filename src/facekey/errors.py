@@ -46,6 +46,7 @@ their message. Each class says what went wrong in terms a caller can act on::
         │   ├── InvalidFrames            frame count, timestamps or their order (422)
         │   ├── FaceChanged              the frames do not show one face throughout (422)
         │   └── LivenessLocked           too many failed sessions lately (429)
+        ├── TooManyAttempts        too many failed sign-ins or checks on the web pages (429)
         └── SignatureError         a terminal request whose HMAC signature cannot be accepted
             ├── SignatureMissing   a signature header is missing or malformed
             ├── SignatureInvalid   the signature does not match the request
@@ -60,6 +61,14 @@ from __future__ import annotations
 
 class FacekeyError(Exception):
     """Base class of every error facekey raises on purpose."""
+
+
+class RetryLater(FacekeyError):
+    """A refusal the caller may retry after a while (the answer carries Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class ImageError(FacekeyError):
@@ -82,12 +91,8 @@ class ImageTooLarge(ImageError):
     """The image exceeds the configured byte or pixel limit."""
 
 
-class ImageBusy(ImageError):
+class ImageBusy(RetryLater, ImageError):
     """The server is decoding as many large images as it allows at once; retry shortly."""
-
-    def __init__(self, message: str, *, retry_after_s: int) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
 
 
 class FaceError(FacekeyError):
@@ -107,7 +112,7 @@ class LowQuality(FaceError):
 
 
 class DuplicateEnrolment(FaceError):
-    """The face is already enrolled; ``existing_subject_id`` is shown to admins only."""
+    """The face is already enrolled (an admin key is also told whose it is)."""
 
     def __init__(self, message: str, *, existing_subject_id: str) -> None:
         super().__init__(message)
@@ -198,6 +203,10 @@ class PermissionDenied(RequestError):
     """The key is valid but its scope does not allow this operation."""
 
 
+class MerchantMismatch(PermissionDenied):
+    """The terminal asked to charge for a store or merchant other than its own."""
+
+
 class SignatureError(RequestError):
     """A terminal request whose HMAC signature cannot be accepted."""
 
@@ -227,6 +236,10 @@ class DeviceDisabled(SignatureError):
 
 class UnknownDevice(SignatureError):
     """No such signing device in the caller's network."""
+
+
+class TooManyAttempts(RetryLater, RequestError):
+    """Too many failed attempts (sign-ins, liveness checks) on the web pages; retry later."""
 
 
 class LivenessError(RequestError):
@@ -265,9 +278,5 @@ class FaceChanged(LivenessError):
     """The frames of a liveness session do not show the same face throughout."""
 
 
-class LivenessLocked(LivenessError):
+class LivenessLocked(RetryLater, LivenessError):
     """Too many failed liveness sessions for this device or subject; retry after a while."""
-
-    def __init__(self, message: str, *, retry_after_s: int) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s

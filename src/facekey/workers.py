@@ -21,11 +21,6 @@ THREAD_VARIABLES = (
 )
 
 
-def default_workers() -> int:
-    """One worker per available core."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-
-
 def process_pool(
     workers: int, initializer: Callable[..., None], initargs: tuple[Any, ...] = ()
 ) -> ProcessPoolExecutor:

@@ -6,13 +6,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+import dlib
+import face_recognition_models as frm
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from facekey.engines import dlib_convert
 from facekey.errors import ModelIntegrityError, ModelNotFound
-
-frm = pytest.importorskip("face_recognition_models")
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lfw"
 TOLERANCE = 1e-5
@@ -21,8 +22,7 @@ TOLERANCE = 1e-5
 @pytest.fixture(scope="module")
 def model_path() -> Path:
     path = Path(frm.face_recognition_model_location())
-    if not path.is_file():
-        pytest.skip(f"dlib model file not installed: {path}")
+    assert path.is_file(), f"dlib's model file is missing: {path}"
     return path
 
 
@@ -73,10 +73,7 @@ def test_parse_reads_the_whole_network(model_bytes: bytes) -> None:
 
 def test_onnx_matches_dlib(onnx_path: Path, model_path: Path) -> None:
     images = sorted(FIXTURES.glob("*.jpg"))[:3]
-    if not images:
-        pytest.skip(f"no LFW fixture images in {FIXTURES} (tests/fixtures/lfw/*.jpg)")
-    dlib = pytest.importorskip("dlib")
-    ort = pytest.importorskip("onnxruntime")
+    assert images, f"no LFW fixture images in {FIXTURES} (tests/fixtures/lfw/*.jpg)"
     chips = _face_chips(dlib, images)
     recognizer = dlib.face_recognition_model_v1(str(model_path))
     expected = np.array([recognizer.compute_face_descriptor(chip) for chip in chips])

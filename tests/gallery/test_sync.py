@@ -238,7 +238,7 @@ def test_change_validation() -> None:
 def test_registry_builds_lazily_once_per_key() -> None:
     source, vectors = populated()
     source.enrol("other-net", 900, vectors[0], network="net-2")
-    registry = GalleryRegistry(source, lambda engine_key: GalleryIndex(DIM))
+    registry = GalleryRegistry(source, lambda network_id, engine_key: GalleryIndex(DIM))
     got: list[SyncedGallery] = []
     threads = [
         threading.Thread(target=lambda: got.append(registry.get(NET, ENGINE))) for _ in range(8)

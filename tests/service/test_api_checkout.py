@@ -250,7 +250,12 @@ def test_wrong_merchant(
         "idempotency_key": "m",
     }
     image = [("image", ("p.jpg", (lfw / "Aaron_Sorkin_0002.jpg").read_bytes(), "image/jpeg"))]
-    _refused(terminal.post(client, "/v1/checkout", fields, image), 403, "permission-denied")
+    refused = terminal.post(client, "/v1/checkout", fields, image)
+    _refused(refused, 403, "merchant-mismatch")
+    assert (
+        refused.json()["title"]
+        == "The terminal asked to charge for a store or merchant other than its own"
+    )
 
 
 def test_device_of_another_network(

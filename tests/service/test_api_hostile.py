@@ -175,3 +175,18 @@ def test_a_large_jpeg_is_answered_and_a_busy_lane_says_retry(
         imaging._LARGE_LANE.release()
     body = _problem(busy, 503)
     assert busy.headers["retry-after"] == str(body["retry_after"])
+
+
+def test_every_problem_title_is_plain_words() -> None:
+    """Titles are read by people: no code quotes, no field names, one sentence."""
+    import inspect
+
+    from facekey import errors
+    from facekey.service.problems import _title
+
+    for _name, cls in inspect.getmembers(errors, inspect.isclass):
+        if issubclass(cls, errors.FacekeyError):
+            title = _title(cls.__new__(cls))
+            assert "`" not in title and "_id" not in title, (cls, title)
+            assert not title.endswith((",", ";", "(")), (cls, title)
+            assert " a enrol" not in title and " a admin" not in title, (cls, title)

@@ -11,7 +11,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from api_helpers import CONSENT, Network, Terminal, enrol, identify, new_terminal
+from api_helpers import (
+    CONSENT,
+    Network,
+    Terminal,
+    enrol,
+    identify,
+    image_file,
+    new_terminal,
+)
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import update
@@ -21,7 +29,7 @@ from facekey.flows import liveness as liveness_flow
 from facekey.flows.platform import Platform
 from facekey.imaging import read_image_file
 from facekey.liveness.photometric import PLANAR_AGREEMENT
-from facekey.store.tables import LivenessSession
+from facekey.store.tables import FailureCounter, LivenessSession
 
 LIVENESS = Path(__file__).parents[1] / "fixtures" / "liveness"
 #: A real sequence: the subject turns to her right (towards the camera), then looks up.
@@ -427,12 +435,16 @@ def test_lockout_after_five_failed_sessions(
     by_subject = other.create(client, subject_id=subject_id)
     assert int(_problem(by_subject, 429, "liveness-locked")["retry_after"]) > 0
     assert by_subject.headers["Retry-After"].isdigit()
-    # the window passes: the failures are older than three minutes
+    # A terminal that keeps failing liveness is under attack: it cannot check out either.
+    image = [image_file(LIVENESS / "head-turn-0100.jpg", "image")]
+    paid = till.post(client, "/v1/checkout", till.sale("k-locked"), image).json()
+    assert (paid["decision"], paid["reason"]) == ("declined", "locked_out"), paid
+    # The lock runs out (three minutes for the first): the device may try again.
     with platform.database.session() as session:
         session.execute(
-            update(LivenessSession)
-            .where(LivenessSession.device_id == till.device_id)
-            .values(finished_at=datetime.now(UTC) - timedelta(minutes=4))
+            update(FailureCounter)
+            .where(FailureCounter.key == till.device_id)
+            .values(locked_until=datetime.now(UTC) - timedelta(seconds=1))
         )
     assert till.create(client).status_code == 201
 

@@ -403,15 +403,22 @@ def test_recent_decisions(database: Database, network_id: str) -> None:
 # --- failure counters -----------------------------------------------------------------------
 
 
+RULE = lockouts.LockoutRule(
+    name="",
+    lock_after=5,
+    first_lock=timedelta(minutes=15),
+    longest_lock=timedelta(hours=1),
+    forget_after=timedelta(days=1),
+)
+
+
 def test_failure_counter_locks_after_five_and_resets(database: Database, network_id: str) -> None:
     key = f"subject-{uuid.uuid4().hex[:8]}"
-    lock_for = timedelta(minutes=15)
+    lock_for = RULE.first_lock
     with database.session() as session:
-        assert lockouts.lock_state(session, kind="subject", key=key, now=NOW) is None
+        assert lockouts.lock_state(session, RULE, kind="subject", key=key, now=NOW) is None
         states = [
-            lockouts.record_failure(
-                session, kind="subject", key=key, lock_after=5, lock_for=lock_for, now=NOW
-            )
+            lockouts.record_failure(session, RULE, kind="subject", key=key, now=NOW)
             for _ in range(5)
         ]
     assert [s.consecutive for s in states] == [1, 2, 3, 4, 5]
@@ -419,21 +426,49 @@ def test_failure_counter_locks_after_five_and_resets(database: Database, network
     assert states[4].locked_until == NOW + lock_for
     assert states[4].is_locked(NOW)
     with database.session() as session:
-        state = lockouts.lock_state(
-            session, kind="subject", key=key, now=NOW + timedelta(minutes=1)
-        )
+        later = NOW + timedelta(minutes=1)
+        state = lockouts.lock_state(session, RULE, kind="subject", key=key, now=later)
         assert state is not None
-        assert state.is_locked(NOW + timedelta(minutes=1))
-        assert lockouts.lock_state(session, kind="device", key=key, now=NOW) is None  # other kind
-        expired = lockouts.lock_state(session, kind="subject", key=key, now=NOW + lock_for)
+        assert state.is_locked(later)
+        other = lockouts.lock_state(session, RULE, kind="device", key=key, now=NOW)
+        assert other is None  # another kind
+        expired = lockouts.lock_state(session, RULE, kind="subject", key=key, now=NOW + lock_for)
         assert expired == lockouts.FailureState(5, None)
-        lockouts.record_success(session, kind="subject", key=key)
+        lockouts.record_success(session, RULE, kind="subject", key=key)
     with database.session() as session:
-        assert lockouts.lock_state(session, kind="subject", key=key, now=NOW) is None
-        state = lockouts.record_failure(
-            session, kind="subject", key=key, lock_after=5, lock_for=lock_for, now=NOW
-        )
+        assert lockouts.lock_state(session, RULE, kind="subject", key=key, now=NOW) is None
+        state = lockouts.record_failure(session, RULE, kind="subject", key=key, now=NOW)
         assert state == lockouts.FailureState(1, None)
+
+
+def test_each_further_failure_doubles_the_lock_up_to_the_longest(
+    database: Database, network_id: str
+) -> None:
+    key = f"subject-{uuid.uuid4().hex[:8]}"
+    with database.session() as session:
+        states = [
+            lockouts.record_failure(session, RULE, kind="subject", key=key, now=NOW)
+            for _ in range(9)
+        ]
+    locks = [s.locked_until - NOW for s in states[4:] if s.locked_until is not None]
+    minutes = [lock.total_seconds() / 60 for lock in locks]
+    assert minutes == [15, 30, 60, 60, 60]
+
+
+def test_rules_count_apart_and_old_failures_are_forgotten(
+    database: Database, network_id: str
+) -> None:
+    key = f"device-{uuid.uuid4().hex[:8]}"
+    with database.session() as session:
+        for _ in range(4):
+            lockouts.record_failure(session, lockouts.LIVENESS, kind="device", key=key, now=NOW)
+        assert lockouts.lock_state(session, RULE, kind="device", key=key, now=NOW) is None
+        # The fifth failure comes after the rule forgets: the count starts again.
+        later = NOW + lockouts.LIVENESS.forget_after + timedelta(seconds=1)
+        state = lockouts.record_failure(
+            session, lockouts.LIVENESS, kind="device", key=key, now=later
+        )
+    assert state == lockouts.FailureState(1, None)
 
 
 def test_concurrent_failures_are_all_counted(database: Database, network_id: str) -> None:
@@ -441,14 +476,12 @@ def test_concurrent_failures_are_all_counted(database: Database, network_id: str
 
     def fail(_index: int) -> None:
         with database.session() as session:
-            lockouts.record_failure(
-                session, kind="device", key=key, lock_after=5, lock_for=timedelta(1), now=NOW
-            )
+            lockouts.record_failure(session, RULE, kind="device", key=key, now=NOW)
 
     assert _run_threads(6, fail) == []
     with database.session() as session:
-        state = lockouts.lock_state(session, kind="device", key=key, now=NOW)
-    assert state == lockouts.FailureState(6, NOW + timedelta(1))
+        state = lockouts.lock_state(session, RULE, kind="device", key=key, now=NOW)
+    assert state == lockouts.FailureState(6, NOW + 2 * RULE.first_lock)
 
 
 # --- probe fingerprints ---------------------------------------------------------------------

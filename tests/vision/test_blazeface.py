@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("ai_edge_litert")
-
 from facekey.errors import ModelIntegrityError, ModelNotFound
 from facekey.vision.blazeface import BlazeFaceDetector, ssd_anchors, weighted_nms
 from facekey.vision.detectors import Detector

@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("ai_edge_litert")
-
 from facekey.vision.blazeface import BlazeFaceDetector
 from facekey.vision.mesh import (
     FaceMesh,

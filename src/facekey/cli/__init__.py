@@ -2,27 +2,21 @@
 
 The commands live by audience: :mod:`~facekey.cli.tools` (engines, evaluation, calibration,
 benchmarks, simulations on local files), :mod:`~facekey.cli.admin` (the server and its data
-directory) and :mod:`~facekey.cli.client` (calls to a running server).
+directory) and :mod:`~facekey.cli.client` (calls to a running server). What a command lets
+escape ends it in one place, :class:`~facekey.cli.common.FacekeyCommands`.
 """
 
 from __future__ import annotations
 
 import logging
 
-import typer
-
 from facekey.cli import admin, client, tools
 from facekey.cli.common import app
-from facekey.errors import FacekeyError
 
 __all__ = ["admin", "app", "client", "main", "tools"]
 
 
 def main() -> None:
-    """Console entry point: facekey errors become a one-line message and exit status 2."""
+    """Console entry point (an error is one line and an exit status: ``facekey --help``)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        app()
-    except FacekeyError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise SystemExit(2) from exc
+    app()

@@ -12,41 +12,43 @@ from facekey.cli.common import (
     ImagesOpt,
     WorkersOpt,
     app,
+    bench_app,
     cli_settings,
     emit,
     eval_app,
     liveness_app,
     models_app,
     simulate_app,
+    worker_settings,
 )
 from facekey.config import Settings
 
 
 @app.command()
 def compare(
-    first: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
-    second: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    first: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="An image file with a face.")
+    ],
+    second: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="Another image file with a face.")
+    ],
     engine: EngineOpt = None,
 ) -> None:
     """Compare the main faces of two image files (1:1 verification)."""
-    from dataclasses import asdict
-
     from facekey.flows.compare import compare_files
 
-    emit(asdict(compare_files(first, second, cli_settings(engine))))
+    emit(compare_files(first, second, cli_settings(engine)))
 
 
 @app.command()
 def detect(
-    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="An image file.")],
     engine: EngineOpt = None,
 ) -> None:
     """List the faces in an image file with their boxes and quality."""
-    from dataclasses import asdict
-
     from facekey.flows.compare import describe_faces
 
-    emit(asdict(describe_faces(image, cli_settings(engine))))
+    emit(describe_faces(image, cli_settings(engine)))
 
 
 @models_app.command("list")
@@ -67,9 +69,13 @@ def models_list() -> None:
 
 @models_app.command("add")
 def models_add(
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    path: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="The model file (e.g. ONNX).")
+    ],
     sha256: Annotated[str, typer.Option("--sha256", help="The file's expected sha256.")],
-    engine: Annotated[str, typer.Option("--engine")] = "onnx-arcface",
+    engine: Annotated[
+        str, typer.Option("--engine", help="The engine that runs this file.")
+    ] = "onnx-arcface",
 ) -> None:
     """Register an operator-supplied model file, checked against its pinned sha256."""
     from facekey.integrity import PinnedFiles
@@ -81,10 +87,10 @@ def models_add(
 @models_app.command("check")
 def models_check(
     images: ImagesOpt,
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 200,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many images.")] = 200,
 ) -> None:
     """Embed the faces of a folder with both dlib-resnet-v1 backends and report the difference."""
-    from facekey.engines.backend_check import compare_backends
+    from facekey.evaluation.backend_check import compare_backends
 
     emit(compare_backends(images, Settings(), limit=limit))
 
@@ -92,12 +98,25 @@ def models_check(
 @eval_app.command("pairs")
 def eval_pairs(
     images: ImagesOpt,
-    pairs: Annotated[Path, typer.Option("--pairs", exists=True, dir_okay=False)],
-    out: Annotated[Path, typer.Option("--out", file_okay=False)],
+    pairs: Annotated[
+        Path,
+        typer.Option(
+            "--pairs", exists=True, dir_okay=False, help="An LFW-format pair file (pairs.txt)."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="The folder the report is written to.")
+    ],
     engine: EngineOpt = None,
     workers: WorkersOpt = 1,
     mask_labels: Annotated[
-        Path | None, typer.Option("--mask-labels", help="MFR2 mask_labels.txt (auto-detected).")
+        Path | None,
+        typer.Option(
+            "--mask-labels",
+            exists=True,
+            dir_okay=False,
+            help="MFR2 mask_labels.txt (auto-detected).",
+        ),
     ] = None,
     operating_fmr: Annotated[
         float,
@@ -116,11 +135,12 @@ def eval_pairs(
     """Verification error rates on an LFW-format pair file; writes report.json/.md, det.png."""
     from facekey.evaluation.pair_eval import run_pair_evaluation
 
+    settings = worker_settings(engine, workers, outputs=(out,))
     report = run_pair_evaluation(
         images=images,
         pairs_file=pairs,
         out_dir=out,
-        settings=cli_settings(engine),
+        settings=settings,
         workers=workers,
         mask_labels=mask_labels,
         operating_fmr=operating_fmr,
@@ -150,26 +170,29 @@ def liveness_calibrate(
             "--sessions", exists=True, file_okay=False, help="Session tree: burst thresholds."
         ),
     ] = None,
-    apcer: Annotated[float, typer.Option("--apcer", min=0.0, max=1.0)] = 0.05,
+    apcer: Annotated[
+        float,
+        typer.Option("--apcer", min=0.0, max=1.0, help="The APCER every attack source must meet."),
+    ] = 0.05,
     out: Annotated[
         Path | None, typer.Option("--out", dir_okay=False, help="Default: the packaged file.")
     ] = None,
 ) -> None:
     """Choose the thresholds where every attack source's APCER ≤ --apcer; write the file."""
-    from dataclasses import asdict
-
     from facekey.evaluation.liveness_calibration import run_passive_calibration
 
     threshold = run_passive_calibration(
         live=live, attacks=attack or [], sources=sources, sessions=sessions, apcer=apcer, out=out
     )
-    emit(asdict(threshold))
+    emit(threshold)
 
 
 @liveness_app.command("dev-sources")
 def liveness_dev_sources(
     data: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="../shared/data")],
-    out: Annotated[Path, typer.Option("--out", file_okay=False)],
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="The folder the links are written to.")
+    ],
     sessions: Annotated[
         bool, typer.Option("--sessions", help="Session subfolders instead of frames.")
     ] = False,
@@ -182,7 +205,9 @@ def liveness_dev_sources(
 
 @eval_app.command("liveness")
 def eval_liveness(
-    out: Annotated[Path, typer.Option("--out", file_okay=False)],
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="The folder the report is written to.")
+    ],
     live: Annotated[
         Path | None,
         typer.Option("--live", exists=True, file_okay=False, help="Live (bona fide) images."),
@@ -203,7 +228,15 @@ def eval_liveness(
     loso: Annotated[
         bool, typer.Option("--loso", help="With --sources: leave-one-source-out protocol.")
     ] = False,
-    apcer: Annotated[float, typer.Option("--apcer", min=0.0, max=1.0)] = 0.05,
+    apcer: Annotated[
+        float,
+        typer.Option(
+            "--apcer",
+            min=0.0,
+            max=1.0,
+            help="With --sources: the APCER target of the fitted thresholds.",
+        ),
+    ] = 0.05,
     sequences: Annotated[
         bool, typer.Option("--sequences", help="Each subfolder is one passive session.")
     ] = False,
@@ -258,11 +291,12 @@ def calibrate(
     """Score → FMR tables from all cross-pairs of a folder-per-person image set."""
     from facekey.evaluation.calibrate import run_calibration
 
+    settings = worker_settings(engine, workers, outputs=(out.parent,))
     emit(
         run_calibration(
             images=images,
             out=out,
-            settings=cli_settings(engine),
+            settings=settings,
             workers=workers,
             synthetic_masks=synthetic_masks,
             install=install,
@@ -270,21 +304,71 @@ def calibrate(
     )
 
 
-@app.command()
+@bench_app.callback()
 def bench(
-    images: ImagesOpt,
-    out: Annotated[Path, typer.Option("--out", file_okay=False)] = Path("out/bench"),
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 200,
+    context: typer.Context,
+    images: Annotated[
+        Path | None,
+        typer.Option("--images", exists=True, file_okay=False, help="Image folder."),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="The folder bench.json is written to.")
+    ] = Path("out/bench"),
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many images.")] = 200,
     docs: Annotated[
         Path | None, typer.Option("--docs", help="Also write this Markdown page.")
     ] = Path("docs/benchmarks.md"),
     yardstick: Annotated[bool, typer.Option(help="Also time face_recognition.")] = True,
 ) -> None:
-    """Per-stage latency and throughput on 1 and 2 workers, against face_recognition."""
+    """Per-stage latency and throughput on 1 and 2 workers, against face_recognition
+    (``facekey bench --images DIR``); ``facekey bench gallery`` measures the gallery at scale."""
+    if context.invoked_subcommand is not None:
+        return
+    if images is None:
+        raise typer.BadParameter("give --images DIR (or a subcommand: gallery)")
     from facekey.evaluation.bench import run_bench
 
     result = run_bench(images=images, out_dir=out, limit=limit, docs=docs, yardstick=yardstick)
     emit({k: result[k] for k in ("images", "end_to_end_ms_p50", "images_per_s")})
+
+
+@bench_app.command("gallery")
+def bench_gallery(
+    size: Annotated[int, typer.Option("--size", min=1000, help="Templates in the network.")],
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="The folder gallery.json is written to.")
+    ],
+    dimension: Annotated[
+        int | None,
+        typer.Option("--dimension", min=2, help="Template length [default: the default engine's]."),
+    ] = None,
+    embeddings: Annotated[
+        Path | None,
+        typer.Option(
+            "--embeddings",
+            exists=True,
+            dir_okay=False,
+            help="Real embeddings (.npz: vectors, labels) for mates, probes and the fit.",
+        ),
+    ] = None,
+    keep: Annotated[
+        bool, typer.Option(help="Keep the database and snapshots in --out after the run.")
+    ] = False,
+) -> None:
+    """Gallery at scale: bulk load, worker cold starts, search and recall, memory per worker."""
+    from facekey.evaluation.gallery_scale import (
+        DEFAULT_DIMENSION,
+        BenchConfig,
+        RealSet,
+        run_gallery_bench,
+    )
+
+    real = RealSet.load(embeddings) if embeddings is not None else None
+    chosen = dimension or (real.vectors.shape[1] if real is not None else DEFAULT_DIMENSION)
+    config = BenchConfig(size=size, out_dir=out, dimension=chosen, real=real, keep=keep)
+    result = run_gallery_bench(config)
+    keys = ("size", "search_ms_p50", "search_ms_p99", "recall_at_1", "cold_start_s")
+    emit({k: result[k] for k in (*keys, "cold_start_rebuild_s", "rss_mb_per_worker")})
 
 
 @simulate_app.command("checkout")

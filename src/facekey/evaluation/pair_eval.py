@@ -13,6 +13,7 @@ import numpy as np
 from facekey.calibration import Calibrations, condition_of
 from facekey.config import Settings
 from facekey.engines.registry import load_engine
+from facekey.errors import DatasetError
 from facekey.evaluation.embedding import Embedded, embed_files
 from facekey.evaluation.metrics import (
     FloatArray,
@@ -58,6 +59,9 @@ def run_pair_evaluation(
     started = time.perf_counter()
     pair_set = read_pairs(pairs_file, images)
     train_set = read_pairs(train_pairs, images) if train_pairs else None
+    for pair_file, checked in ((pairs_file, pair_set), (train_pairs, train_set)):
+        if checked is not None and len(set(checked.same_mask().tolist())) < 2:
+            raise DatasetError(f"{pair_file}: needs both same-person and different-person pairs")
     wanted = sorted(set(pair_set.images) | set(train_set.images if train_set else ()))
     with progress_bar("embedding", len(wanted)) as advance:
         embedded = embed_files(wanted, settings, workers=workers, progress=advance)

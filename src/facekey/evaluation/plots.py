@@ -6,7 +6,8 @@ matplotlib is imported inside :func:`det_plot`, and drawing uses the Agg canvas 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from facekey.evaluation.metrics import (
     thresholds_at_fmr,
 )
 
-__all__ = ["DET_MARKED_FMRS", "det_plot"]
+__all__ = ["DET_MARKED_FMRS", "det_plot", "det_plot_rates"]
 
 DET_MARKED_FMRS: tuple[float, ...] = (1e-2, 1e-3, 1e-4)
 """The FMR operating points marked on each DET curve (when the data reaches them)."""
@@ -97,13 +98,45 @@ def det_plot(
     """
     if not curves:
         raise ValueError("det_plot needs at least one curve")
-    figure_cls, canvas_cls = _load_matplotlib()
-    figure = figure_cls(figsize=(6.4, 5.6), dpi=120)
-    canvas_cls(figure)
-    axes = figure.add_subplot(1, 1, 1)
+    figure, axes = _figure()
     for label, (genuine, impostor) in curves.items():
         _draw_curve(axes, label, genuine, impostor)
     _legend_for_markers(axes)
+    _finish(axes, title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
+    return path
+
+
+def det_plot_rates(curves: Mapping[str, Sequence[tuple[float, float]]], title: str) -> bytes:
+    """A DET plot, as PNG bytes, of curves already measured as (FMR, FNMR) points, such as a
+    calibration table's (:class:`facekey.calibration.CalibrationTable`); zero FNMRs are drawn
+    at the smallest positive one. Raises MissingExtra without matplotlib."""
+    if not curves:
+        raise ValueError("det_plot_rates needs at least one curve")
+    figure, axes = _figure()
+    for label, points in curves.items():
+        fmr = np.array([p[0] for p in points], dtype=np.float64)
+        fnmr = np.array([p[1] for p in points], dtype=np.float64)
+        floor = fnmr[fnmr > 0].min() / 2 if np.any(fnmr > 0) else 1e-4
+        axes.plot(fmr, np.maximum(fnmr, floor), label=label, drawstyle="steps-post")
+    _finish(axes, title)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _figure() -> tuple[Any, Any]:
+    """A new Agg figure of the DET plots' size and its axes."""
+    figure_cls, canvas_cls = _load_matplotlib()
+    figure = figure_cls(figsize=(6.4, 5.6), dpi=120)
+    canvas_cls(figure)
+    return figure, figure.add_subplot(1, 1, 1)
+
+
+def _finish(axes: Any, title: str) -> None:
+    """Log-log axes, labels, grid and legend of a DET plot."""
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("FMR (false match rate)")
@@ -111,7 +144,3 @@ def det_plot(
     axes.set_title(title)
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(loc="upper right", fontsize="small")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
-    return path

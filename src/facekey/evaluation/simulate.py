@@ -20,7 +20,8 @@ import statistics
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,20 +87,37 @@ def run_checkout_simulation(
 ) -> dict[str, Any]:
     """Run the simulation; write simulation.json and simulation.md when ``out_dir`` is set."""
     rng = random.Random(seed)
+    with scratch_platform(settings) as platform:
+        result = _simulate(platform, images, enrolled, attempts, rng, enrol_images)
+    return write_report(result, out_dir, "simulation", render)
+
+
+@contextmanager
+def scratch_platform(settings: Settings | None = None) -> Iterator[Platform]:
+    """A platform of its own on SQLite in a temporary directory, closed and deleted after."""
     with tempfile.TemporaryDirectory(prefix="facekey-sim-") as scratch:
         base = settings or Settings()
         platform = Platform.open(
             base.model_copy(update={"data_dir": Path(scratch), "database_url": None})
         )
         try:
-            result = _simulate(platform, images, enrolled, attempts, rng, enrol_images)
+            yield platform
         finally:
             platform.close()
+
+
+def write_report(
+    result: dict[str, Any],
+    out_dir: Path | None,
+    name: str,
+    render: Callable[[dict[str, Any]], str],
+) -> dict[str, Any]:
+    """Add the machine to ``result``; write NAME.json and NAME.md to ``out_dir`` if given."""
     result["machine"] = machine_info()
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "simulation.json").write_text(json.dumps(result, indent=2) + "\n")
-        (out_dir / "simulation.md").write_text(render(result))
+        (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        (out_dir / f"{name}.md").write_text(render(result))
     return result
 
 

@@ -16,9 +16,7 @@ template in any gallery the network searched.
 
 from __future__ import annotations
 
-import json
 import random
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +24,6 @@ from typing import Any
 
 from facekey.config import Settings
 from facekey.errors import InvalidRequest
-from facekey.evaluation.machine import machine_info
 from facekey.evaluation.progress import progress_bar
 from facekey.evaluation.simulate import (
     Attempt,
@@ -38,7 +35,9 @@ from facekey.evaluation.simulate import (
     labelled_people,
     open_network,
     pay,
+    scratch_platform,
     split_people,
+    write_report,
 )
 from facekey.flows.auth import Principal
 from facekey.flows.enrol import add_images
@@ -84,21 +83,9 @@ def run_migration_simulation(
 ) -> dict[str, Any]:
     """Run the simulation; write migration.json when ``out_dir`` is set."""
     rng = random.Random(seed)
-    with tempfile.TemporaryDirectory(prefix="facekey-migration-") as scratch:
-        base = settings or Settings()
-        platform = Platform.open(
-            base.model_copy(update={"data_dir": Path(scratch), "database_url": None})
-        )
-        try:
-            result = _simulate(platform, images, enrolled, retention_share, source, target, rng)
-        finally:
-            platform.close()
-    result["machine"] = machine_info()
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "migration.json").write_text(json.dumps(result, indent=2) + "\n")
-        (out_dir / "migration.md").write_text(render(result))
-    return result
+    with scratch_platform(settings) as platform:
+        result = _simulate(platform, images, enrolled, retention_share, source, target, rng)
+    return write_report(result, out_dir, "migration", render)
 
 
 def render(result: dict[str, Any]) -> str:

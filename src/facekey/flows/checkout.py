@@ -65,8 +65,6 @@ _DIGITS = re.compile(r"[0-9]{4}")
 MAX_AMOUNT: Final = 10**12 - 1
 STEP_UP_TTL: Final = timedelta(minutes=5)
 REPLAY_WINDOW: Final = timedelta(hours=1)
-LOCK_AFTER: Final = 5
-LOCK_FOR: Final = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -373,12 +371,13 @@ def _decide_face_only(
 def _lockout(
     session: Session, device_id: str, subject_id: str | None, now: datetime
 ) -> risk.Lockout:
-    def locked(kind: str, key: str | None) -> bool:
-        state = lockouts.lock_state(session, kind=kind, key=key, now=now) if key else None
+    def locked(rule: lockouts.LockoutRule, kind: lockouts.Kind, key: str | None) -> bool:
+        state = lockouts.lock_state(session, rule, kind=kind, key=key, now=now) if key else None
         return state is not None and state.is_locked(now)
 
     return risk.Lockout(
-        subject_locked=locked("subject", subject_id), device_locked=locked("device", device_id)
+        subject_locked=locked(lockouts.CHECKOUT, "subject", subject_id),
+        device_locked=locked(lockouts.LIVENESS, "device", device_id),
     )
 
 
@@ -651,18 +650,14 @@ def _declined(reason: str) -> risk.Decision:
 
 def _count_outcome(session: Session, subject_id: str, decision: risk.Decision) -> None:
     """Consecutive failed step-ups against an account (the subjects the typed digits or the
-    PIN point to) lock it for a while (NIST SP 800-63B); a success resets the count.
-    Terminals are not locked by strangers' failures: their velocity limit throttles them."""
+    PIN point to) lock it for a while, longer with each further failure
+    (:data:`~facekey.store.lockouts.CHECKOUT`); a success resets the count. Terminals are not
+    locked by strangers' failures: their velocity limit throttles them."""
     if decision.decision == "approved" and decision.subject_id == subject_id:
-        lockouts.record_success(session, kind="subject", key=subject_id)
+        lockouts.record_success(session, lockouts.CHECKOUT, kind="subject", key=subject_id)
     elif decision.decision == "declined" and decision.reason == "no_match_in_bucket":
         lockouts.record_failure(
-            session,
-            kind="subject",
-            key=subject_id,
-            lock_after=LOCK_AFTER,
-            lock_for=LOCK_FOR,
-            now=datetime.now(UTC),
+            session, lockouts.CHECKOUT, kind="subject", key=subject_id, now=datetime.now(UTC)
         )
 
 

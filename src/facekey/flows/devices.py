@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 
 from facekey.errors import (
     DeviceDisabled,
+    MerchantMismatch,
     NotFound,
-    PermissionDenied,
     ReplayedRequest,
     UnknownDevice,
 )
@@ -158,7 +158,7 @@ def verify_terminal_call(
 def check_merchant(device: DeviceIdentity, *, merchant_id: str, store_id: str) -> None:
     """A terminal charges only for its own store's merchant."""
     if merchant_id != device.merchant_id or store_id != device.store_id:
-        raise PermissionDenied(
+        raise MerchantMismatch(
             f"device {device.device_id} belongs to store {device.store_id} of merchant "
             f"{device.merchant_id}, not to store {store_id} of merchant {merchant_id}"
         )

@@ -25,10 +25,11 @@ for quality and diversity (five for a challenge session, which enrols; three for
 a checkout's probe frames), transformed and sealed
 like stored templates; enrolment and checkout bind it once (:func:`consume`) before it expires.
 
-Lockout: after :data:`LOCK_AFTER` failed sessions (spoof or inconclusive) within
-:data:`LOCK_WINDOW` for a device or a subject, new sessions and submissions for them are refused
-with :class:`~facekey.errors.LivenessLocked` (HTTP 429 with ``Retry-After``) until the oldest of
-those failures leaves the window. A step-up is not a failure; its outcome is.
+Lockout (:data:`facekey.store.lockouts.LIVENESS`): after five consecutive failed sessions (spoof
+or inconclusive) of a device or a subject, new sessions and submissions for them are refused
+with :class:`~facekey.errors.LivenessLocked` (HTTP 429 with ``Retry-After``) for three minutes,
+twice as long after each further failure, up to an hour; a live session resets the subject's
+count. A step-up is not a failure; its outcome is. A device locked here cannot check out either.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ from facekey.liveness.thermal import load_thermal
 from facekey.pipeline import Face, main_face
 from facekey.security.api_keys import Scope
 from facekey.store import liveness as store
-from facekey.store import subjects
+from facekey.store import lockouts, subjects
 from facekey.store.tables import LivenessSession, Network
 from facekey.templates import choose_diverse, cosine
 from facekey.vision.types import FloatArray, ImageArray
@@ -96,8 +97,6 @@ MIN_FRAMES: Final = 3
 MAX_SPAN_MS: Final = 10_000
 #: The challenge frames of a step-up span at most this long (the challenge takes ≤ 3 s).
 STEP_UP_SPAN_MS: Final = 3_000
-LOCK_AFTER: Final = 5
-LOCK_WINDOW: Final = timedelta(minutes=3)
 #: Every frame's face must match the first frame's at this calibrated false-match rate.
 SAME_FACE_FMR: Final = 1e-3
 #: Templates a live session keeps: up to five for an enrolment (a challenge session), up to
@@ -126,6 +125,7 @@ class SessionView:
     mode: Mode
     challenges: tuple[Challenge, ...]
     device_id: str | None
+    subject_id: str | None
     #: A passive session waiting for its step-up challenge's frames: the first burst's
     #: sealed best template (to check that the same face performs the challenge).
     step_up_template: bytes | None = None
@@ -135,7 +135,7 @@ class SessionView:
         mode: Mode = "challenge" if row.mode == "challenge" else "passive"
         challenges = parse_challenges(store.challenges_of(row))
         stepped = row.sealed_best_template if mode == "passive" and challenges else None
-        return cls(row.id, row.network_id, mode, challenges, row.device_id, stepped)
+        return cls(row.id, row.network_id, mode, challenges, row.device_id, row.subject_id, stepped)
 
     @property
     def stepping_up(self) -> bool:
@@ -298,18 +298,38 @@ def check_lockout(
     session: Session, *, device_id: str | None, subject_id: str | None, now: datetime
 ) -> None:
     """Raise :class:`LivenessLocked` when the device or the subject failed too often lately."""
-    for kind, key in (("device", device_id), ("subject", subject_id)):
-        if key is None:
-            continue
-        times = store.failure_times(session, since=now - LOCK_WINDOW, **{f"{kind}_id": key})
-        if len(times) >= LOCK_AFTER:
-            free_at = times[LOCK_AFTER - 1] + LOCK_WINDOW
-            wait = max(1, math.ceil((free_at - now).total_seconds()))
+    kinds: tuple[tuple[lockouts.Kind, str | None], ...] = (
+        ("device", device_id),
+        ("subject", subject_id),
+    )
+    for kind, key in kinds:
+        state = (
+            lockouts.lock_state(session, lockouts.LIVENESS, kind=kind, key=key, now=now)
+            if key
+            else None
+        )
+        if state is not None and state.locked_until is not None:
+            wait = max(1, math.ceil((state.locked_until - now).total_seconds()))
             raise LivenessLocked(
-                f"{len(times)} failed liveness sessions for this {kind} in the last "
-                f"{int(LOCK_WINDOW.total_seconds() // 60)} minutes; retry in {wait} s",
+                f"{state.consecutive} failed liveness sessions in a row for this {kind}; "
+                f"retry in {wait} s",
                 retry_after_s=wait,
             )
+
+
+def _count_outcome(session: Session, view: SessionView, result: str, now: datetime) -> None:
+    """A failed session counts against its device and subject; a live one clears the
+    subject's count (a device's clears only with time: many people use one terminal)."""
+    kinds: tuple[tuple[lockouts.Kind, str | None], ...] = (
+        ("device", view.device_id),
+        ("subject", view.subject_id),
+    )
+    if result in store.FAILED_STATUSES:
+        for kind, key in kinds:
+            if key is not None:
+                lockouts.record_failure(session, lockouts.LIVENESS, kind=kind, key=key, now=now)
+    elif result == "live" and view.subject_id is not None:
+        lockouts.record_success(session, lockouts.LIVENESS, kind="subject", key=view.subject_id)
 
 
 # ---------------------------------------------------------------------- frames
@@ -411,15 +431,18 @@ def _callers_session(
 
 def _finish(platform: Platform, view: SessionView, analysis: Analysis) -> None:
     sealed = _sealed_best(platform, view, analysis) if analysis.result == "live" else None
+    now = datetime.now(UTC)
     with platform.database.session() as session:
         done = store.finish_session(
             session,
             session_id=view.id,
             status=analysis.result,
             evidence=analysis.evidence,
-            finished_at=datetime.now(UTC),
+            finished_at=now,
             sealed_best_template=sealed,
         )
+        if done:
+            _count_outcome(session, view, analysis.result, now)
     if not done:
         raise LivenessSessionClosed(f"liveness session {view.id} was decided by another request")
 
@@ -674,7 +697,7 @@ def live_face(
 
 
 def _check_usable(row: LivenessSession, now: datetime, mode: Mode | None) -> None:
-    if row.status == "used" or row.used_at is not None:
+    if row.used_at is not None:
         raise LivenessSessionUsed(f"liveness session {row.id} was already used")
     if row.status == "expired" or row.expires_at <= now:
         raise LivenessSessionExpired(f"liveness session {row.id} has expired")

@@ -13,10 +13,10 @@ from sqlalchemy import select
 from facekey.calibration import Calibrations, EngineCalibration
 from facekey.config import Settings
 from facekey.engines.base import Engine, EngineInfo
-from facekey.flows.gallery_source import StoreGallerySource
+from facekey.flows.galleries import open_galleries, write_snapshots
 from facekey.flows.protection import Vault, engine_key_of
 from facekey.flows.risk import RiskConfig
-from facekey.gallery.index import GalleryIndex
+from facekey.gallery.snapshot import SnapshotInfo
 from facekey.gallery.sync import GalleryRegistry
 from facekey.imaging import decode_image
 from facekey.pipeline import Face, FacePipeline
@@ -142,11 +142,8 @@ class Platform:
         """
         database, vault = open_storage(settings, kek=kek)
         readers = FaceReaders(settings, engines)
-        galleries = GalleryRegistry(
-            StoreGallerySource(database, vault),
-            lambda key: GalleryIndex(
-                readers.for_key(key).info.dimension, hnsw_threshold=settings.hnsw_threshold
-            ),
+        galleries = open_galleries(
+            settings, database, vault, lambda key: readers.for_key(key).info.dimension
         )
         risk_config = RiskConfig(
             false_charge_target=settings.false_charge_target,
@@ -189,6 +186,18 @@ class Platform:
             for reader in self.readers_of(network):
                 self.galleries.get(network.id, reader.engine_key).refresh()
         return len(networks)
+
+    def write_snapshots(
+        self, *, network_id: str | None = None, min_changes: int = 1
+    ) -> list[SnapshotInfo]:
+        """Seal a snapshot of every network's gallery (or one network's) that changed."""
+        return write_snapshots(
+            self.galleries,
+            self.database,
+            lambda network: [reader.engine_key for reader in self.readers_of(network)],
+            network_id=network_id,
+            min_changes=min_changes,
+        )
 
     def close(self) -> None:
         """Release database connections."""

@@ -8,7 +8,9 @@
   the wrapped data key: whatever copies of the ciphertexts remain (backups) become noise;
 - a liveness session's best-frame template is transformed like a stored template and sealed
   with a key derived from the network secret, under a context naming the session; it lives
-  only until the session is used or expires.
+  only until the session is used or expires;
+- a gallery snapshot (transformed templates of one network and engine) is sealed with a data key
+  of its own, wrapped by the key-encryption key under a context naming the network and engine.
 """
 
 from __future__ import annotations
@@ -24,15 +26,15 @@ from facekey.engines.base import EngineInfo
 from facekey.errors import NotFound
 from facekey.security.envelope import KeyEncryptionKey, new_data_key, open_sealed, seal
 from facekey.security.transform import TemplateTransform
-from facekey.store.tables import Network, Subject
+from facekey.store.tables import Network, Subject, engine_key
 from facekey.vision.types import FloatArray
 
 NETWORK_SECRET_BYTES = 32
 
 
 def engine_key_of(info: EngineInfo) -> str:
-    """The gallery / template key of an engine version."""
-    return f"{info.id}:{info.version}"
+    """The gallery and template key of an engine version (``"<id>:<version>"``)."""
+    return engine_key(info.id, info.version)
 
 
 class Vault:
@@ -116,6 +118,15 @@ class Vault:
         """The network's key for the best-frame templates of its liveness sessions."""
         return hashlib.sha256(b"facekey-liveness-session:" + self._network_secret(network)).digest()
 
+    def new_snapshot_key(self, network_id: str, engine_key: str) -> tuple[bytes, bytes]:
+        """(data key, wrapped data key) for one sealed gallery snapshot."""
+        key = new_data_key()
+        return key, self.kek.wrap(key, context=_snapshot_context(network_id, engine_key))
+
+    def snapshot_key(self, network_id: str, engine_key: str, wrapped: bytes) -> bytes:
+        """The data key of a gallery snapshot (DecryptionError if it is another gallery's)."""
+        return self.kek.unwrap(wrapped, context=_snapshot_context(network_id, engine_key))
+
     # ------------------------------------------------------------------ subjects
 
     def new_subject_key(self, subject_id: str) -> tuple[bytes, bytes]:
@@ -184,6 +195,10 @@ def _network_context(network_id: str) -> bytes:
 
 def _pseudonym_context(network_id: str) -> bytes:
     return f"network-pseudonyms:{network_id}".encode()
+
+
+def _snapshot_context(network_id: str, engine_key: str) -> bytes:
+    return f"gallery-snapshot:{network_id}:{engine_key}".encode()
 
 
 def _subject_context(subject_id: str) -> bytes:

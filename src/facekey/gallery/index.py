@@ -16,7 +16,7 @@ The index is a cache of the database: :mod:`facekey.gallery.sync` keeps it up to
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -132,6 +132,26 @@ class GalleryIndex:
         with self._lock:
             return sorted(self._templates_of.get(subject_id, ()))
 
+    def subject_of(self, template_id: int) -> str:
+        """The owner of a live template (KeyError if it is not live)."""
+        with self._lock:
+            return self._subject_of[template_id]
+
+    def live_ids(self) -> list[int]:
+        """Every live template id, sorted."""
+        with self._lock:
+            return sorted(self._subject_of)
+
+    def vectors(self, template_ids: IdArray) -> FloatArray:
+        """The stored vectors of live templates, in the order given."""
+        out = np.empty((len(template_ids), self._dimension), dtype=np.float32)
+        with self._lock:
+            for row, template_id in enumerate(template_ids.tolist()):
+                if template_id not in self._subject_of:
+                    raise KeyError(f"template {template_id} is not live")
+                out[row] = self._index.reconstruct(template_id)
+        return out
+
     def add(
         self,
         template_ids: IdArray | Sequence[int],
@@ -185,17 +205,9 @@ class GalleryIndex:
 
     def search(self, vector: AnyFloatArray, k: int) -> list[Hit]:
         """Up to ``k`` subjects, best first, each with its best-scoring template."""
-        query = _check_query(vector, self._dimension)
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
+        query = check_query(vector, self._dimension)
         with self._lock:
-            fetch = k * OVERFETCH
-            while True:
-                hits, exhausted = self._search_templates(query, fetch)
-                best = _best_per_subject(hits, k)
-                if len(best) >= k or exhausted:
-                    return best
-                fetch *= GROWTH
+            return widening_search(lambda fetch: self._search_templates(query, fetch), k)
 
     def _search_templates(self, query: FloatArray, fetch: int) -> tuple[list[Hit], bool]:
         stored = int(self._index.ntotal)
@@ -255,7 +267,23 @@ class GalleryIndex:
         return faiss.IndexIDMap2(inner)
 
 
-def _best_per_subject(hits: Iterable[Hit], k: int) -> list[Hit]:
+def widening_search(fetch_templates: Callable[[int], tuple[list[Hit], bool]], k: int) -> list[Hit]:
+    """The best ``k`` subjects from template searches that widen until enough subjects came
+    back: ``fetch_templates(n)`` returns the best ``n`` templates' hits and whether that was
+    every stored template."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    fetch = k * OVERFETCH
+    while True:
+        hits, exhausted = fetch_templates(fetch)
+        best = best_per_subject(hits, k)
+        if len(best) >= k or exhausted:
+            return best
+        fetch *= GROWTH
+
+
+def best_per_subject(hits: Iterable[Hit], k: int) -> list[Hit]:
+    """The ``k`` best subjects of ``hits``, each with its best hit, best first."""
     best: dict[str, Hit] = {}
     for hit in hits:
         kept = best.get(hit.subject_id)
@@ -300,7 +328,7 @@ def _check_vectors(vectors: AnyFloatArray, dimension: int) -> FloatArray:
     return out
 
 
-def _check_query(vector: AnyFloatArray, dimension: int) -> FloatArray:
+def check_query(vector: AnyFloatArray, dimension: int) -> FloatArray:
     array = np.asarray(vector)
     if array.shape not in ((dimension,), (1, dimension)):
         raise ValueError(

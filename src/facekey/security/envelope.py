@@ -17,6 +17,7 @@ version, fails to open.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
@@ -33,6 +34,7 @@ __all__ = [
     "KEY_SIZE",
     "FileKek",
     "KeyEncryptionKey",
+    "fsync_directory",
     "new_data_key",
     "open_sealed",
     "seal",
@@ -193,6 +195,10 @@ def _publish_new_key(path: Path) -> bool:
     written key and never replaces one that is already in use.
     """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.parent.stat().st_mode)
+    if not mode & stat.S_IWUSR:
+        # The operator made the directory read-only; root could write there anyway.
+        raise PermissionError(errno.EACCES, f"the directory is read-only (mode {mode:04o})")
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     try:
@@ -206,12 +212,13 @@ def _publish_new_key(path: Path) -> bool:
         return False
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_directory(path.parent)
     return True
 
 
-def _fsync_dir(directory: Path) -> None:
-    # A KEK lost in a power cut would make every stored ciphertext unreadable.
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or link in ``directory`` durable (a KEK lost in a power cut would make
+    every stored ciphertext unreadable; a snapshot, every worker start slow)."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -10,13 +10,16 @@ from fastapi import FastAPI
 
 from facekey import __version__
 from facekey.config import Settings
+from facekey.flows.galleries import SnapshotSchedule
 from facekey.flows.platform import Platform
 from facekey.gallery.index import limit_faiss_threads
 from facekey.service.limits import BodyLimitMiddleware
 from facekey.service.metrics import Metrics, MetricsMiddleware
+from facekey.service.openapi import install_docs
 from facekey.service.problems import install_problem_handlers
 from facekey.service.requests import RequestIdMiddleware
 from facekey.service.routes import checkout, identify, liveness, ops, subjects
+from facekey.web import install_web
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +38,14 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         app.state.platform = platform or Platform.open(settings)
         networks = app.state.platform.warm()
         log.info("facekey ready: %d networks, default engine %s", networks, settings.engine)
+        schedule = SnapshotSchedule(
+            app.state.platform.settings, app.state.platform.galleries.snapshots
+        )
+        schedule.start()
         try:
             yield
         finally:
+            schedule.stop()
             if owned:
                 app.state.platform.close()
 
@@ -46,11 +54,15 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         version=__version__,
         summary="Open face authentication: opt-in enrolment, identification, erasure.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by install_docs, not from a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.metrics = Metrics()
     install_problem_handlers(app)
     for router in (subjects.router, identify.router, checkout.router, liveness.router, ops.router):
         app.include_router(router)
+    install_web(app)
     max_body = settings.images.max_bytes * settings.max_images_per_request + _BODY_SLACK
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials
+from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from facekey.errors import ImageTooLarge, InvalidRequest
@@ -15,6 +17,7 @@ from facekey.flows.auth import Principal, authenticate
 from facekey.flows.devices import DeviceIdentity, verify_terminal_call
 from facekey.flows.platform import Platform
 from facekey.security.api_keys import Scope
+from facekey.service.openapi import bearer
 
 
 def get_platform(request: Request) -> Platform:
@@ -25,12 +28,14 @@ def get_platform(request: Request) -> Platform:
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
-async def get_principal(request: Request, platform: PlatformDep) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    principal = await run_in_threadpool(
-        authenticate, platform, token.strip() if scheme.lower() == "bearer" else None
-    )
+async def get_principal(
+    request: Request,
+    platform: PlatformDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The caller of ``Authorization: Bearer <key>``; 401 without a valid key."""
+    token = credentials.credentials.strip() if credentials is not None else None
+    principal = await run_in_threadpool(authenticate, platform, token)
     request.state.principal = principal
     return principal
 
@@ -118,8 +123,19 @@ def json_object(body: bytes, *, max_bytes: int) -> dict[str, Any]:
 
 async def single_image(request: Request) -> None:
     """Refuse a form that carries the ``image`` file more than once (not a silent pick)."""
-    if len((await request.form()).getlist("image")) > 1:
-        raise InvalidRequest("send one image, not several")
+    one_upload(await request.form(), "image")
+
+
+def one_upload(form: FormData, name: str) -> StarletteUploadFile | None:
+    """The file ``name`` of a form, None without one; refused when sent twice or as text."""
+    values = form.getlist(name)
+    if len(values) > 1:
+        raise InvalidRequest(f"send one {name}, not several")
+    if not values:
+        return None
+    if not isinstance(values[0], StarletteUploadFile):
+        raise InvalidRequest(f"{name} must be a file")
+    return values[0]
 
 
 def form_text(value: str | None, name: str, *, max_length: int = 4096) -> str | None:

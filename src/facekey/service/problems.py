@@ -37,6 +37,7 @@ _STATUS: Final[tuple[tuple[type[errors.FacekeyError], int], ...]] = (
     (errors.LivenessSessionClosed, 409),
     (errors.LivenessSessionUsed, 409),
     (errors.LivenessLocked, 429),
+    (errors.TooManyAttempts, 429),
     (errors.LivenessError, 422),
     (errors.NotFound, 404),
     (errors.SubjectNotActive, 404),
@@ -166,7 +167,7 @@ async def _facekey_error(request: Request, exc: Exception) -> JSONResponse:
     if status >= 500 and status != 503:
         return await _internal_error(request, exc)
     response = problem(request, status, _slug(exc), _title(exc), str(exc), **_extra(request, exc))
-    if isinstance(exc, (errors.LivenessLocked, errors.ImageBusy)):
+    if isinstance(exc, errors.RetryLater):
         response.headers["Retry-After"] = str(exc.retry_after_s)
     return response
 
@@ -181,7 +182,7 @@ def _extra(request: Request, exc: Exception) -> dict[str, Any]:
     principal = getattr(request.state, "principal", None)
     if isinstance(exc, errors.DuplicateEnrolment) and getattr(principal, "scope", None) == "admin":
         return {"existing_subject_id": exc.existing_subject_id}
-    if isinstance(exc, (errors.LivenessLocked, errors.ImageBusy)):
+    if isinstance(exc, errors.RetryLater):
         return {"retry_after": exc.retry_after_s}
     return {}
 

@@ -137,8 +137,9 @@ def start_step_up(
 def mark_used(session: Session, *, session_id: str, now: datetime) -> bool:
     """Bind a live, unused, unexpired session once; False when another call already did.
 
-    One ``UPDATE ... WHERE status = 'live' AND used_at IS NULL``: atomic on both backends. The
-    sealed template is cleared with it: a used session holds no biometric data.
+    One ``UPDATE ... WHERE status = 'live' AND used_at IS NULL``: atomic on both backends. A
+    used session keeps its result and is known by its ``used_at``; the sealed template is
+    cleared with it: a used session holds no biometric data.
     """
     return _change(
         session,
@@ -146,46 +147,22 @@ def mark_used(session: Session, *, session_id: str, now: datetime) -> bool:
         LivenessSession.status == "live",
         LivenessSession.used_at.is_(None),
         LivenessSession.expires_at > now,
-        status="used",
         used_at=now,
         sealed_best_template=None,
     )
 
 
 def expire_sessions(session: Session, *, now: datetime) -> int:
-    """Mark open (or stepping up) or live sessions past their expiry ``expired`` and drop their
-    templates."""
+    """Mark open (or stepping up) or live, unused sessions past their expiry ``expired`` and
+    drop their templates."""
     stmt = (
         update(LivenessSession)
         .where(
             LivenessSession.status.in_(ACTIVE_STATUSES),
+            LivenessSession.used_at.is_(None),
             LivenessSession.expires_at <= now,
         )
         .values(status="expired", sealed_best_template=None)
         .execution_options(synchronize_session=False)
     )
     return int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
-
-
-def failure_times(
-    session: Session,
-    *,
-    since: datetime,
-    device_id: str | None = None,
-    subject_id: str | None = None,
-) -> list[datetime]:
-    """When the failed sessions (spoof, inconclusive) of a device or a subject finished since
-    ``since``, newest first. Give exactly one of ``device_id`` and ``subject_id``."""
-    if (device_id is None) == (subject_id is None):
-        raise ValueError("give exactly one of device_id and subject_id")
-    column = LivenessSession.device_id if device_id is not None else LivenessSession.subject_id
-    stmt = (
-        select(LivenessSession.finished_at)
-        .where(
-            column == (device_id if device_id is not None else subject_id),
-            LivenessSession.status.in_(FAILED_STATUSES),
-            LivenessSession.finished_at >= since,
-        )
-        .order_by(LivenessSession.finished_at.desc())
-    )
-    return [t for t in session.scalars(stmt) if t is not None]

@@ -46,9 +46,16 @@ TEMPLATE_SOURCES = ("enrolment", "added", "liveness", "retemplated", "retained")
 CHANGE_KINDS = ("add", "remove_subject", "remove_template")
 AUTHORIZATION_STATUSES = ("final", "pending_step_up")
 AUTHORIZATION_DECISIONS = ("approved", "step_up", "declined")
-FAILURE_KINDS = ("subject", "device")
+FAILURE_KINDS = (
+    "subject",
+    "device",
+    "liveness-subject",
+    "liveness-device",
+    "web-sign-in-address",
+    "web-check-address",
+)
 LIVENESS_MODES = ("challenge", "passive")
-LIVENESS_STATUSES = ("open", "live", "spoof", "inconclusive", "used", "expired")
+LIVENESS_STATUSES = ("open", "live", "spoof", "inconclusive", "expired")
 
 
 def utcnow() -> datetime:
@@ -409,7 +416,7 @@ class Authorization(Base):
 
 
 class FailureCounter(Base):
-    """Consecutive failed checkouts of one subject or device, and its lockout."""
+    """Consecutive failures of one subject or device under a lockout rule, and its lockout."""
 
     __tablename__ = "failure_counters"
     __table_args__ = (CheckConstraint(_in_check("kind", FAILURE_KINDS), name="kind"),)
@@ -503,3 +510,51 @@ class LivenessSession(Base):
 def engine_key(engine_id: str, engine_version: str) -> str:
     """The gallery key of an engine: ``"<engine_id>:<engine_version>"``."""
     return f"{engine_id}:{engine_version}"
+
+
+WEB_SESSION_KINDS = ("enrol", "portal", "operator")
+WEB_CODE_KINDS = ("enrol_link", "portal_code")
+
+
+class WebSession(Base):
+    """A browser of the web pages (:mod:`facekey.web`): only the sha256 of its cookie's token
+    is kept (the token itself lives in the browser's HttpOnly cookie). ``key_id`` is the API
+    key an operator signed in with, or that issued the enrolment link; ``subject_id`` is the
+    customer a privacy-portal session proved to be. ``state`` is JSON of ids and receipts,
+    never biometric data."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (CheckConstraint(_in_check("kind", WEB_SESSION_KINDS), name="kind"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    network_id: Mapped[str | None] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), index=True
+    )
+    key_id: Mapped[str | None] = mapped_column(String(64))
+    subject_id: Mapped[str | None] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class WebCode(Base):
+    """A code an operator hands out: an enrolment link, or a one-time code to the privacy
+    portal for one subject. Only its sha256 is kept; a reusable enrolment link serves a kiosk
+    until it expires."""
+
+    __tablename__ = "web_codes"
+    __table_args__ = (CheckConstraint(_in_check("kind", WEB_CODE_KINDS), name="kind"),)
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    network_id: Mapped[str] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), index=True
+    )
+    key_id: Mapped[str] = mapped_column(String(64))
+    subject_id: Mapped[str | None] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"))
+    reusable: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

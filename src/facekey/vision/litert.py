@@ -3,11 +3,22 @@
 A LiteRT interpreter is not thread-safe, so every detector or landmarker owns its own
 :class:`LiteModel`, and the model file is only read on first use: importing this module
 loads nothing.
+
+LiteRT's C++ logger writes "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." to file
+descriptor 2 when the first interpreter allocates its tensors, whatever the Python logging
+settings; neither an environment variable nor an interpreter option turns it off (short of
+leaving out XNNPACK, which makes the models 3-4 times slower). So :func:`load_interpreter`
+holds back what is written to fd 2 while it allocates and passes on all but that line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from importlib.resources import as_file, files
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, cast
@@ -37,6 +48,12 @@ PINNED_SHA256: Final[Mapping[str, str]] = MappingProxyType(
         ),
     }
 )
+
+
+#: The line LiteRT's logger writes on stderr when it applies its default CPU delegate.
+DELEGATE_NOTICE: Final = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+# Redirecting fd 2 is process-wide: one redirection at a time.
+_STDERR_LOCK: Final = threading.Lock()
 
 
 def model_file(name: str) -> Traversable:
@@ -69,8 +86,40 @@ def load_interpreter(name: str, sha256: str | None = None) -> Interpreter:
     with as_file(model_file(name)) as path:
         verify_sha256(path, expected)
         interpreter = _interpreter_class()(model_path=str(path), num_threads=1)
-    interpreter.allocate_tensors()
+    with _without_delegate_notice():
+        interpreter.allocate_tensors()
     return interpreter
+
+
+@contextmanager
+def _without_delegate_notice() -> Iterator[None]:
+    """Hold back what anything in the process writes to fd 2 meanwhile, then pass it on
+    without LiteRT's delegate notice (other threads' lines are delayed, never lost)."""
+    with _STDERR_LOCK, tempfile.TemporaryFile() as held:
+        sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no fd 2 (a daemon): nothing to keep clean
+            saved = -1
+        if saved < 0:
+            yield
+            return
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [
+                line
+                for line in held.read().splitlines(keepends=True)
+                if not line.startswith(DELEGATE_NOTICE)
+            ]
+            if kept:
+                with open(2, "wb", closefd=False) as stderr:
+                    stderr.write(b"".join(kept))
 
 
 class LiteModel:

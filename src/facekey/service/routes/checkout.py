@@ -32,10 +32,13 @@ from facekey.service.deps import (
     PlatformDep,
     PrivacyKey,
     TerminalKey,
+    form_text,
     json_object,
+    one_upload,
     read_upload,
     signed_device,
 )
+from facekey.service.openapi import SIGNED
 from facekey.service.problems import (
     BODY_PROBLEMS,
     COMMON_PROBLEMS,
@@ -66,17 +69,12 @@ _STEP_UP_FIELDS = {
     "image": {"type": "string", "format": "binary"},
     "template": {"type": "string"},
 }
-_SIGNED_HEADERS = [
-    {"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
-    for h in ("X-Facekey-Device", "X-Facekey-Timestamp", "X-Facekey-Nonce", "X-Facekey-Signature")
-]
 
 
 def _multipart(fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
     schema = {"type": "object", "properties": fields, "required": required}
     return {
-        "parameters": _SIGNED_HEADERS,
-        "requestBody": {"content": {"multipart/form-data": {"schema": schema}}, "required": True},
+        "requestBody": {"content": {"multipart/form-data": {"schema": schema}}, "required": True}
     }
 
 
@@ -84,22 +82,14 @@ def _text(form: FormData, name: str, *, required: bool = True) -> str | None:
     value = form.get(name)
     if isinstance(value, UploadFile):
         raise InvalidRequest(f"{name} must be a form field, not a file")
-    if value is None or not value.strip():
-        if required:
-            raise InvalidRequest(f"{name} is required")
-        return None
-    if len(value) > 4096:
-        raise InvalidRequest(f"{name} is too long")
-    return value.strip()
+    text = form_text(value, name)
+    if text is None and required:
+        raise InvalidRequest(f"{name} is required")
+    return text
 
 
 async def _probe(form: FormData, platform: PlatformDep) -> tuple[bytes | None, bytes | None]:
-    images = form.getlist("image")
-    if len(images) > 1:
-        raise InvalidRequest("send one image, not several")
-    image = images[0] if images else None
-    if image is not None and not isinstance(image, UploadFile):
-        raise InvalidRequest("image must be a file")
+    image = one_upload(form, "image")
     data = None if image is None else await read_upload(image, platform, name="image")
     encoded = _text(form, "template", required=False)
     template = None
@@ -114,6 +104,7 @@ async def _probe(form: FormData, platform: PlatformDep) -> tuple[bytes | None, b
 @router.post(
     "/v1/checkout",
     summary="Pay by face: approve, ask for a step-up, or decline",
+    dependencies=[SIGNED],
     openapi_extra=_multipart(
         _FIELDS, ["amount", "currency", "merchant_id", "store_id", "idempotency_key"]
     ),
@@ -146,6 +137,7 @@ async def checkout(
 @router.post(
     "/v1/checkout/{authorization_id}/step-up",
     summary="Finish a checkout with the phone's last 4 digits or a PIN",
+    dependencies=[SIGNED],
     openapi_extra=_multipart(_STEP_UP_FIELDS, []),
     response_model=CheckoutAnswer,
     response_model_exclude_unset=True,
