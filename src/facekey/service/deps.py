@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import JsonValue
 from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
@@ -102,7 +103,7 @@ def _request_target(request: Request) -> str:
 MAX_JSON_DEPTH = 16
 
 
-def json_object(body: bytes, *, max_bytes: int) -> dict[str, Any]:
+def json_object(body: bytes, *, max_bytes: int) -> dict[str, JsonValue]:
     """A request body that must be one JSON object, small and shallow; else 422."""
     if len(body) > max_bytes:
         raise InvalidRequest(f"the body is limited to {max_bytes} bytes of JSON")

@@ -119,18 +119,23 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def problem_body(
-    status: int, slug: str, title: str, detail: str, request_id: str | None
-) -> dict[str, Any]:
-    """The fields of a problem (``request_id`` when the request has one)."""
-    body: dict[str, Any] = {
-        "type": TYPE_BASE + slug,
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
-    if request_id:
-        body["request_id"] = request_id
-    return body
+    status: int, slug: str, title: str, detail: str, request_id: str | None, **extra: Any
+) -> Problem:
+    """A problem (``request_id`` when the request has one); ``extra``: the fields of
+    :class:`Problem` some problems add."""
+    return Problem(
+        type=TYPE_BASE + slug,
+        title=title,
+        status=status,
+        detail=detail,
+        request_id=request_id or None,
+        **extra,
+    )
+
+
+def problem_json(body: Problem) -> dict[str, Any]:
+    """A problem as sent: the fields it has (no nulls for those it has not)."""
+    return body.model_dump(mode="json", exclude_none=True)
 
 
 def problem(
@@ -138,11 +143,13 @@ def problem(
 ) -> JSONResponse:
     """A problem+json response to ``request``."""
     request_id = request_id_of(request)
-    body = problem_body(status, slug, title, detail, request_id) | extra
+    body = problem_body(status, slug, title, detail, request_id, **extra)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     if request_id:  # a 500 is answered outside the middleware that adds it to the others
         headers[REQUEST_ID_HEADER] = request_id
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return JSONResponse(
+        problem_json(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
 
 
 def request_id_of(request: Request) -> str | None:
@@ -190,10 +197,10 @@ def _extra(request: Request, exc: Exception) -> dict[str, Any]:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        FieldProblem(loc=list(e.get("loc", ())), msg=e.get("msg", ""), type=e.get("type", ""))
         for e in exc.errors()
     ]
-    detail = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in problems)
+    detail = "; ".join(f"{'.'.join(map(str, p.loc))}: {p.msg}" for p in problems)
     return problem(request, 422, "invalid-request", "Invalid request", detail, errors=problems)
 
 
