@@ -194,7 +194,7 @@ def test_a_phone_or_pin_is_needed(
 def test_portal_with_a_code_export_withdraw_exclude_erase(
     client: TestClient, network: WebNetwork, web_platform: Platform, challenges: list[str]
 ) -> None:
-    merchant = add_merchant(web_platform.database, network.id, "Bakery")["merchant_id"]
+    merchant = add_merchant(web_platform.database, network.id, "Bakery").merchant_id
     assert enrol_through_page(client, network).status_code == 200
     (subject_id,) = _subjects(web_platform, network)
     code = issue(client, network, "portal-code", subject_id=subject_id)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Final
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import JsonValue
@@ -59,6 +59,11 @@ TerminalKey = Annotated[Principal, Depends(scoped(Scope.TERMINAL))]
 VerifyKey = Annotated[Principal, Depends(scoped(Scope.TERMINAL, Scope.ENROL))]
 PrivacyKey = Annotated[Principal, Depends(scoped(Scope.PRIVACY))]
 AdminKey = Annotated[Principal, Depends(scoped(Scope.ADMIN))]
+
+#: An id as the API gave it (a UUID, a purpose): no control characters, which no id has and
+#: PostgreSQL cannot even compare (a NUL), so such a path is a 422, not a lookup.
+ID_PATTERN: Final = r"^[^\x00-\x1f\x7f]+$"
+PathId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
 
 
 async def read_upload(upload: StarletteUploadFile, platform: Platform, *, name: str) -> bytes:
@@ -145,4 +150,6 @@ def form_text(value: str | None, name: str, *, max_length: int = 4096) -> str | 
         return None
     if len(value) > max_length:
         raise InvalidRequest(f"{name} is longer than {max_length} characters")
+    if "\x00" in value:  # no field holds one, and PostgreSQL cannot store or compare it
+        raise InvalidRequest(f"{name} contains a NUL character")
     return value.strip() or None

@@ -29,6 +29,7 @@ from facekey.service.deps import (
     MAX_JSON_DEPTH,
     AdminKey,
     EnrolKey,
+    PathId,
     PlatformDep,
     PrivacyKey,
     TerminalKey,
@@ -144,7 +145,7 @@ async def checkout(
     responses=_SIGNED_FACE_PROBLEMS,
 )
 async def step_up(
-    authorization_id: str, request: Request, platform: PlatformDep, principal: TerminalKey
+    authorization_id: PathId, request: Request, platform: PlatformDep, principal: TerminalKey
 ) -> CheckoutAnswer:
     device = await signed_device(request, platform, principal)
     async with request.form(max_files=2, max_fields=10) as form:
@@ -171,7 +172,7 @@ async def step_up(
     responses=problem_responses(404),
 )
 async def authorization(
-    authorization_id: str, platform: PlatformDep, principal: TerminalKey
+    authorization_id: PathId, platform: PlatformDep, principal: TerminalKey
 ) -> LedgerEntry:
     return await run_in_threadpool(
         checkout_flow.authorization, platform, principal, authorization_id
@@ -203,8 +204,8 @@ async def daily_totals(day: str, platform: PlatformDep, principal: AdminKey) -> 
     responses=problem_responses(404, *BODY_PROBLEMS),
 )
 async def preferences(
-    subject_id: str,
-    merchant_id: str,
+    subject_id: PathId,
+    merchant_id: PathId,
     request: Request,
     platform: PlatformDep,
     principal: EnrolKey,
@@ -221,7 +222,7 @@ async def preferences(
     responses=problem_responses(404),
 )
 async def exclude(
-    subject_id: str, merchant_id: str, platform: PlatformDep, principal: PrivacyKey
+    subject_id: PathId, merchant_id: PathId, platform: PlatformDep, principal: PrivacyKey
 ) -> Exclusions:
     return await run_in_threadpool(
         lambda: set_exclusion(platform, principal, subject_id, merchant_id, excluded=True)
@@ -234,7 +235,7 @@ async def exclude(
     responses=problem_responses(404),
 )
 async def include(
-    subject_id: str, merchant_id: str, platform: PlatformDep, principal: PrivacyKey
+    subject_id: PathId, merchant_id: PathId, platform: PlatformDep, principal: PrivacyKey
 ) -> Exclusions:
     return await run_in_threadpool(
         lambda: set_exclusion(platform, principal, subject_id, merchant_id, excluded=False)

@@ -28,7 +28,7 @@ from facekey.flows.liveness import LivenessAnswer, OpenedSession
 from facekey.flows.platform import Platform
 from facekey.liveness.session import MAX_FRAMES
 from facekey.security.api_keys import Scope
-from facekey.service.deps import PlatformDep, VerifyKey, signed_device
+from facekey.service.deps import ID_PATTERN, PathId, PlatformDep, VerifyKey, signed_device
 from facekey.service.problems import (
     BODY_PROBLEMS,
     COMMON_PROBLEMS,
@@ -47,7 +47,7 @@ class SessionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     mode: Literal["challenge", "passive"]
-    subject_id: str | None = Field(default=None, min_length=1, max_length=36)
+    subject_id: str | None = Field(default=None, min_length=1, max_length=36, pattern=ID_PATTERN)
 
 
 _FRAME_FIELDS = {
@@ -145,7 +145,7 @@ async def _submission(form: FormData, platform: Platform) -> liveness_flow.Frame
     responses=problem_responses(404, 409, 410, 429, *IMAGE_PROBLEMS),
 )
 async def submit_frames(
-    session_id: str, request: Request, platform: PlatformDep, principal: VerifyKey
+    session_id: PathId, request: Request, platform: PlatformDep, principal: VerifyKey
 ) -> LivenessAnswer:
     body = await request.body()
     device = await _device(request, platform, principal, body)

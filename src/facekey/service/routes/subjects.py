@@ -16,6 +16,7 @@ from facekey.flows.enrol import EnrolResult
 from facekey.flows.privacy import Erasure, SubjectExport, Withdrawal
 from facekey.service.deps import (
     EnrolKey,
+    PathId,
     PlatformDep,
     PrivacyKey,
     VerifyKey,
@@ -77,7 +78,7 @@ async def create_subject(
     responses=problem_responses(404, *IMAGE_PROBLEMS),
 )
 async def add_images(
-    subject_id: str,
+    subject_id: PathId,
     platform: PlatformDep,
     principal: EnrolKey,
     images: Annotated[list[UploadFile], File()],
@@ -103,7 +104,7 @@ class VerifyAnswer(BaseModel):
     responses=problem_responses(404, *IMAGE_PROBLEMS),
 )
 async def verify(
-    subject_id: str,
+    subject_id: PathId,
     platform: PlatformDep,
     principal: VerifyKey,
     image: Annotated[UploadFile, File()],
@@ -122,7 +123,7 @@ async def verify(
     summary="Everything held about a subject (GDPR Art. 15)",
     responses=problem_responses(404),
 )
-async def export(subject_id: str, platform: PlatformDep, principal: PrivacyKey) -> SubjectExport:
+async def export(subject_id: PathId, platform: PlatformDep, principal: PrivacyKey) -> SubjectExport:
     return await run_in_threadpool(privacy.export, platform, principal, subject_id)
 
 
@@ -132,7 +133,7 @@ async def export(subject_id: str, platform: PlatformDep, principal: PrivacyKey) 
     responses=problem_responses(404),
 )
 async def withdraw(
-    subject_id: str, purpose: str, platform: PlatformDep, principal: PrivacyKey
+    subject_id: PathId, purpose: PathId, platform: PlatformDep, principal: PrivacyKey
 ) -> Withdrawal:
     return await run_in_threadpool(privacy.withdraw, platform, principal, subject_id, purpose)
 
@@ -140,5 +141,5 @@ async def withdraw(
 @router.delete(
     "/{subject_id}", summary="Erase a subject (GDPR Art. 17)", responses=problem_responses(404)
 )
-async def erase(subject_id: str, platform: PlatformDep, principal: PrivacyKey) -> Erasure:
+async def erase(subject_id: PathId, platform: PlatformDep, principal: PrivacyKey) -> Erasure:
     return await run_in_threadpool(privacy.erase, platform, principal, subject_id)
