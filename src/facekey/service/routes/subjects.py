@@ -48,9 +48,12 @@ async def create_subject(
     platform: PlatformDep,
     principal: EnrolKey,
     consent: Annotated[str, Form(description="JSON: purposes, terms_version, channel")],
+    # No files is an empty list, not None: the OpenAPI then says "an array of files" (with
+    # None it said "an array of files, or null", which a client sends as text).
     images: Annotated[
-        list[UploadFile] | None, File(description="1–5 face images (or liveness_session_id)")
-    ] = None,
+        list[UploadFile],
+        File(default_factory=list, description="1–5 face images (or liveness_session_id)"),
+    ],
     liveness_session_id: Annotated[
         str | None, Form(description="a live challenge session, instead of images")
     ] = None,
@@ -61,7 +64,7 @@ async def create_subject(
 ) -> EnrolResult:
     request = enrol_flow.EnrolRequest(
         consent=ConsentRequest.parse(consent),
-        images=await _images(platform, images or []),
+        images=await _images(platform, images),
         phone=form_text(phone, "phone", max_length=40),
         payment_token=form_text(payment_token, "payment_token", max_length=200),
         external_ref=form_text(external_ref, "external_ref", max_length=200),
