@@ -2,7 +2,8 @@
 
 The commands live by audience: :mod:`~facekey.cli.tools` (engines, evaluation, calibration,
 benchmarks, simulations on local files), :mod:`~facekey.cli.admin` (the server and its data
-directory) and :mod:`~facekey.cli.client` (calls to a running server).
+directory) and :mod:`~facekey.cli.client` (calls to a running server); the device software is
+:mod:`~facekey.cli.edge` and the fleet's admin commands :mod:`~facekey.cli.fleet`.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import logging
 
 import typer
 
-from facekey.cli import admin, client, tools
+from facekey.cli import admin, client, edge, fleet, tools
 from facekey.cli.common import app
 from facekey.errors import FacekeyError
 
-__all__ = ["admin", "app", "client", "main", "tools"]
+__all__ = ["admin", "app", "client", "edge", "fleet", "main", "tools"]
 
 
 def main() -> None:
