@@ -124,7 +124,8 @@ def test_only_hourly_counts_reach_the_server(
     assert network_id
 
 
-def test_an_unreachable_server_drops_the_counts(tmp_path: Path) -> None:
+def test_an_unreachable_server_drops_the_counts() -> None:
+    from facekey.edge.kiosk import send_counts
     from facekey.edge.transport import DeviceClient
 
     client = DeviceClient(
@@ -132,6 +133,27 @@ def test_an_unreachable_server_drops_the_counts(tmp_path: Path) -> None:
     )
     image = read_image_file(FACE)
     pairs = [(image, to_celsius(scene(image, [36.5])))]
-    counts = run_kiosk(Screener(), pairs, client)
+    counts = run_kiosk(Screener(), pairs, client)  # does not raise, does not wait
     assert counts.screened == 1
-    assert not any(tmp_path.iterdir())  # nothing was kept for later
+    assert send_counts(client, counts) is False
+
+
+def test_the_kiosk_command_on_frame_folders(tmp_path: Path) -> None:
+    """``facekey edge kiosk`` pairs the folders' frames in name order; without a
+    configuration it sends nothing and prints the hour's totals."""
+    from PIL import Image
+
+    from cli_helpers import run_json
+
+    image = read_image_file(FACE)
+    (tmp_path / "rgb").mkdir()
+    (tmp_path / "thermal").mkdir()
+    for index, celsius in enumerate([38.5, 38.5, None, None, None, None, None]):
+        picture = image if celsius is not None else np.full_like(image, 90)
+        Image.fromarray(picture).save(tmp_path / "rgb" / f"{index:03d}.png")
+        frame = scene(image, [celsius]) if celsius else centi_kelvin(np.full(image.shape[:2], 22.0))
+        np.save(tmp_path / "thermal" / f"{index:03d}.npy", frame)
+    counts = run_json(
+        "edge", "kiosk", "--rgb", str(tmp_path / "rgb"), "--thermal", str(tmp_path / "thermal")
+    )
+    assert (counts["screened"], counts["referred"], counts["failed"]) == (1, 1, 0)

@@ -23,6 +23,12 @@ from fleet_helpers import config_of, device_client, enrolment_token, new_store, 
 MODEL = {"name": "face-reid-0095", "version": "1", "sha256": "a" * 64}
 
 
+@pytest.fixture(autouse=True)
+def fresh_releases(client: TestClient) -> None:
+    """Heartbeats see releases and pins at once (workers cache them for 10 s)."""
+    client.app.state.fleet_releases = fleet.ReleaseCache(0.0)  # type: ignore[attr-defined]
+
+
 def _beat(client: TestClient, enrolment: dict[str, Any], **changes: Any) -> Any:
     body = {
         "software_version": "0.1.0",
@@ -200,10 +206,10 @@ def test_a_staged_rollout_grows_over_the_same_devices(platform: Platform, networ
 
     def on_canary() -> set[str]:
         with platform.database.session() as session:
-            devices = [tenants.get_device(session, device_id=i) for i in ids]
-            chosen = {d.id: fleet.desired_release(session, d) for d in devices if d}
+            book = fleet.ReleaseBook.load(session, network.id)
+        chosen = {i: book.choose(i, store_id) for i in ids}
         assert all(r is not None for r in chosen.values())  # the others keep the base release
-        return {i for i, r in chosen.items() if r and r.id == canary["release_id"]}
+        return {i for i, r in chosen.items() if r and r.release_id == canary["release_id"]}
 
     ten = on_canary()
     assert 5 <= len(ten) <= 40  # ~10 % of 200 (binomial: far outside by chance only)
@@ -213,6 +219,19 @@ def test_a_staged_rollout_grows_over_the_same_devices(platform: Platform, networ
     fleet.set_rollout(platform.database, network.id, canary["release_id"], 100)
     assert on_canary() == set(ids)
     assert base["rollout_percent"] == 100
+
+
+def test_workers_cache_releases_for_a_while(platform: Platform, network: Network) -> None:
+    store_id = new_store(platform, network.id)
+    device = add_device(platform.database, platform.vault, network.id, store_id)["device_id"]
+    cache = fleet.ReleaseCache(3600.0)
+    with platform.database.session() as session:
+        assert cache.book(session, network.id).choose(device, store_id) is None
+    fleet.create_release(platform.database, network.id, software_version="2.0")
+    with platform.database.session() as session:
+        assert cache.book(session, network.id).choose(device, store_id) is None
+        fresh = fleet.ReleaseCache(0.0).book(session, network.id).choose(device, store_id)
+    assert fresh is not None and fresh.software_version == "2.0"
 
 
 # ---------------------------------------------------------------------- metrics and counts

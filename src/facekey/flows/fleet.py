@@ -27,6 +27,8 @@ import hashlib
 import json
 import re
 import secrets
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -56,6 +58,8 @@ OFFLINE_AFTER: Final = timedelta(seconds=3 * DEFAULT_HEARTBEAT_S)
 TOKEN_TTL: Final = timedelta(hours=24)
 MAX_TOKEN_TTL: Final = timedelta(days=30)
 MAX_PAGE: Final = 1000
+#: How long a worker answers heartbeats from the releases and pins it read last.
+RELEASE_CACHE_S: Final = 10.0
 _TOKEN = re.compile(r"fe_(?P<id>[A-Za-z0-9_-]{16})_(?P<secret>[A-Za-z0-9_-]{43})")
 _TEXT = re.compile(r"[\x20-\x7e]{1,64}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -144,6 +148,54 @@ class Release:
         return asdict(self) | {"models": [asdict(m) for m in self.models]}
 
 
+@dataclass(frozen=True)
+class ReleaseBook:
+    """A network's releases (newest first) and pins, enough to choose any device's release."""
+
+    releases: tuple[Release, ...]
+    pins: Mapping[str, str]
+    loaded_at: float = 0.0
+
+    @classmethod
+    def load(cls, session: Session, network_id: str) -> ReleaseBook:
+        releases = tuple(Release.of(r) for r in fleet.list_releases(session, network_id=network_id))
+        pins = fleet.network_pins(session, network_id=network_id)
+        return cls(releases, pins, time.monotonic())
+
+    def choose(self, device_id: str, store_id: str) -> Release | None:
+        """The device's pin; else the newest store release whose percentage covers its bucket,
+        else the newest network release that does; else None."""
+        pinned = self.pins.get(device_id)
+        if pinned is not None:
+            return next((r for r in self.releases if r.release_id == pinned), None)
+        bucket = rollout_bucket(device_id)
+        for scope in (store_id, None):
+            for release in self.releases:
+                if release.store_id == scope and bucket < release.rollout_percent:
+                    return release
+        return None
+
+
+class ReleaseCache:
+    """Release books per network, reloaded after ``ttl_s``: heartbeats, the fleet's most
+    frequent call, then read nothing but the device's status row. A new release or pin
+    reaches a device at its first heartbeat after ``ttl_s`` on each worker."""
+
+    def __init__(self, ttl_s: float = RELEASE_CACHE_S) -> None:
+        self._ttl_s = ttl_s
+        self._books: dict[str, ReleaseBook] = {}
+        self._lock = threading.Lock()
+
+    def book(self, session: Session, network_id: str) -> ReleaseBook:
+        with self._lock:
+            book = self._books.get(network_id)
+        if book is None or time.monotonic() - book.loaded_at > self._ttl_s:
+            book = ReleaseBook.load(session, network_id)
+            with self._lock:
+                self._books[network_id] = book
+        return book
+
+
 def _models(value: object) -> tuple[ModelVersion, ...]:
     if not isinstance(value, list) or len(value) > _MAX_MODELS:
         raise InvalidRequest(f"models is a list of at most {_MAX_MODELS} models")
@@ -176,8 +228,7 @@ def issue_enrolment_token(
     token_id, secret = secrets.token_urlsafe(12), secrets.token_urlsafe(32)
     expires_at = utcnow() + ttl
     with database.session() as session:
-        if tenants.get_store(session, network_id=network_id, store_id=store_id) is None:
-            raise NotFound(f"no store {store_id} in network {network_id}")
+        _require_store(session, network_id, store_id)
         fleet.add_enrolment_token(
             session,
             token_id=token_id,
@@ -211,7 +262,7 @@ def enrol_device(database: Database, vault: Vault, token: str) -> dict[str, Any]
             session, vault, network_id=row.network_id, store_id=row.store_id, name=row.name
         )
         fleet.bind_enrolment_token(session, token_id=row.id, device_id=device["device_id"])
-        key = _device_key(session, row.network_id, device["device_id"])
+        key = issue_device_key(session, row.network_id, device["device_id"])
         _audit(session, row.network_id, "device.enrol", {"device_id": device["device_id"]})
     return device | {
         "network_id": row.network_id,
@@ -220,8 +271,8 @@ def enrol_device(database: Database, vault: Vault, token: str) -> dict[str, Any]
     }
 
 
-def _device_key(session: Session, network_id: str, device_id: str) -> str:
-    """A terminal key of the device's own, revoked when the device is disabled."""
+def issue_device_key(session: Session, network_id: str, device_id: str) -> str:
+    """A terminal key of the device's own (its token), revoked when the device is disabled."""
     issued = issue_key(Scope.TERMINAL)
     tenants.add_api_key(
         session,
@@ -273,11 +324,8 @@ def create_release(
     chosen = _settings(settings or {})
     _check_percent(rollout_percent)
     with database.session() as session:
-        if (
-            store_id is not None
-            and tenants.get_store(session, network_id=network_id, store_id=store_id) is None
-        ):
-            raise NotFound(f"no store {store_id} in network {network_id}")
+        if store_id is not None:
+            _require_store(session, network_id, store_id)
         row = fleet.add_release(
             session,
             network_id=network_id,
@@ -325,18 +373,6 @@ def pin_device(
     return {"device_id": device_id, "pinned_release_id": release_id}
 
 
-def desired_release(session: Session, device: Device) -> FleetRelease | None:
-    """The release a device should run (see the module docstring)."""
-    pinned = fleet.pinned_release(session, device_id=device.id)
-    if pinned is not None:
-        return pinned
-    bucket = rollout_bucket(device.id)
-    candidates = fleet.candidate_releases(
-        session, network_id=device.network_id, store_id=device.store_id
-    )
-    return next((r for r in candidates if bucket < r.rollout_percent), None)
-
-
 def _check_percent(value: float) -> None:
     if not 0.0 <= value <= 100.0:
         raise InvalidRequest("rollout_percent is between 0 and 100")
@@ -371,30 +407,29 @@ def _settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def heartbeat(
-    database: Database, device: DeviceIdentity, report: HeartbeatReport
+    database: Database,
+    device: DeviceIdentity,
+    report: HeartbeatReport,
+    releases: ReleaseCache | None = None,
 ) -> dict[str, Any]:
     """Record a device's heartbeat; the answer is its desired release and period."""
-    now = utcnow()
     with database.session() as session:
-        row = tenants.get_device(session, device_id=device.device_id)
-        if row is None:  # pragma: no cover - the signature check found it
-            raise NotFound(f"no device {device.device_id}")
-        fleet.record_status(session, status=_status_row(device, report, now))
-        release = desired_release(session, row)
-        return _desired(release)
+        fleet.record_status(session, status=_status_row(device, report, utcnow()))
+        book = (releases or ReleaseCache(0.0)).book(session, device.network_id)
+    return _desired(book.choose(device.device_id, device.store_id))
 
 
-def desired_configuration(database: Database, device: DeviceIdentity) -> dict[str, Any]:
+def desired_configuration(
+    database: Database, device: DeviceIdentity, releases: ReleaseCache | None = None
+) -> dict[str, Any]:
     """A device's desired release and period, without a heartbeat."""
     with database.read_session() as session:
-        row = tenants.get_device(session, device_id=device.device_id)
-        if row is None:  # pragma: no cover - the signature check found it
-            raise NotFound(f"no device {device.device_id}")
-        return _desired(desired_release(session, row))
+        book = (releases or ReleaseCache(0.0)).book(session, device.network_id)
+    return _desired(book.choose(device.device_id, device.store_id))
 
 
-def _desired(release: FleetRelease | None) -> dict[str, Any]:
-    view = None if release is None else Release.of(release).view()
+def _desired(release: Release | None) -> dict[str, Any]:
+    view = None if release is None else release.view()
     period = DEFAULT_HEARTBEAT_S if view is None else view["settings"].get("heartbeat_s")
     return {"release": view, "heartbeat_s": period or DEFAULT_HEARTBEAT_S}
 
@@ -432,10 +467,11 @@ def list_devices(
         rows = fleet.device_rows(
             session, network_id=network_id, limit=limit, offset=offset, device_id=device_id
         )
-        return [
-            _device_view(device, status, pin, desired_release(session, device), now)
-            for device, status, pin in rows
-        ]
+        book = ReleaseBook.load(session, network_id)
+    return [
+        _device_view(device, status, pin, book.choose(device.id, device.store_id), now)
+        for device, status, pin in rows
+    ]
 
 
 def device_health(database: Database, network_id: str, device_id: str) -> dict[str, Any]:
@@ -461,7 +497,7 @@ def _device_view(
     device: Device,
     status: DeviceStatus | None,
     pin: str | None,
-    desired: FleetRelease | None,
+    desired: Release | None,
     now: datetime,
 ) -> dict[str, Any]:
     reported = (
@@ -483,7 +519,7 @@ def _device_view(
         "store_id": device.store_id,
         "health": health_of(device, status, now),
         "pinned_release_id": pin,
-        "desired_release_id": None if desired is None else desired.id,
+        "desired_release_id": None if desired is None else desired.release_id,
         "last_seen_at": None,
     } | reported
 
@@ -571,6 +607,11 @@ def screening_day(database: Database, network_id: str, day: str) -> dict[str, An
         for h, k, s, r, f in rows
     ]
     return {"day": day, "hours": hours}
+
+
+def _require_store(session: Session, network_id: str, store_id: str) -> None:
+    if tenants.get_store(session, network_id=network_id, store_id=store_id) is None:
+        raise NotFound(f"no store {store_id} in network {network_id}")
 
 
 def _network_device(session: Session, network_id: str, device_id: str) -> Device:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from facekey.store.audit import canonical_json
@@ -129,19 +129,6 @@ def get_release(session: Session, *, network_id: str, release_id: str) -> FleetR
     return session.scalars(stmt).first()
 
 
-def candidate_releases(session: Session, *, network_id: str, store_id: str) -> list[FleetRelease]:
-    """The store's releases, then the network-wide ones, newest first within each."""
-    stmt = (
-        select(FleetRelease)
-        .where(
-            FleetRelease.network_id == network_id,
-            or_(FleetRelease.store_id == store_id, FleetRelease.store_id.is_(None)),
-        )
-        .order_by(FleetRelease.store_id.is_(None), FleetRelease.created_at.desc())
-    )
-    return list(session.scalars(stmt))
-
-
 def list_releases(session: Session, *, network_id: str) -> list[FleetRelease]:
     """Every release of the network, newest first."""
     stmt = (
@@ -150,12 +137,6 @@ def list_releases(session: Session, *, network_id: str) -> list[FleetRelease]:
         .order_by(FleetRelease.created_at.desc())
     )
     return list(session.scalars(stmt))
-
-
-def pinned_release(session: Session, *, device_id: str) -> FleetRelease | None:
-    """The release a device is pinned to, or None."""
-    pin = session.get(DevicePin, device_id)
-    return None if pin is None else session.get(FleetRelease, pin.release_id)
 
 
 def set_pin(session: Session, *, device_id: str, release_id: str | None) -> None:
@@ -175,25 +156,39 @@ def set_pin(session: Session, *, device_id: str, release_id: str | None) -> None
 # ---------------------------------------------------------------------- heartbeats
 
 
+_STATUS_COLUMNS = (
+    "last_seen_at",
+    "software_version",
+    "models",
+    "uptime_s",
+    "last_error",
+    "camera",
+    "release_id",
+)
+
+
 def record_status(session: Session, *, status: DeviceStatus) -> None:
-    """Replace the device's last heartbeat with ``status``."""
-    existing = session.get(DeviceStatus, status.device_id)
-    if existing is None and insert_new(session, status):
-        return
-    existing = existing or session.get(DeviceStatus, status.device_id)
-    if existing is None:  # pragma: no cover - the insert failed on a row that then vanished
-        raise RuntimeError(f"the status of device {status.device_id} cannot be stored")
-    for column in (
-        "last_seen_at",
-        "software_version",
-        "models",
-        "uptime_s",
-        "last_error",
-        "camera",
-        "release_id",
-    ):
-        setattr(existing, column, getattr(status, column))
-    session.flush()
+    """Replace the device's last heartbeat with ``status``: one UPDATE, an INSERT the first
+    time (heartbeats are the fleet's most frequent write)."""
+    values = {column: getattr(status, column) for column in _STATUS_COLUMNS}
+    stmt = (
+        update(DeviceStatus)
+        .where(DeviceStatus.device_id == status.device_id)
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(session, stmt) == 0 and not insert_new(session, status):
+        session.execute(stmt)  # a concurrent first heartbeat inserted it meanwhile
+
+
+def network_pins(session: Session, *, network_id: str) -> dict[str, str]:
+    """Device id → pinned release id, for the network's pinned devices."""
+    stmt = (
+        select(DevicePin.device_id, DevicePin.release_id)
+        .join(Device, Device.id == DevicePin.device_id)
+        .where(Device.network_id == network_id)
+    )
+    return {device_id: release_id for device_id, release_id in session.execute(stmt)}
 
 
 def device_rows(

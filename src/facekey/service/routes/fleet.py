@@ -37,6 +37,14 @@ def _number(body: dict[str, Any], name: str, default: float | None = None) -> fl
     return float(value)
 
 
+def release_cache(request: Request) -> fleet.ReleaseCache:
+    """This app's release books (made on first use)."""
+    cache = getattr(request.app.state, "fleet_releases", None)
+    if cache is None:
+        cache = request.app.state.fleet_releases = fleet.ReleaseCache()
+    return cache
+
+
 def _optional_id(body: dict[str, Any], name: str) -> str | None:
     value = body.get(name)
     if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 64):
@@ -79,13 +87,15 @@ async def heartbeat(request: Request, platform: PlatformDep, principal: Terminal
     raw = await request.body()
     device = await signed_device(request, platform, principal, raw)
     report = fleet.HeartbeatReport.parse(json_object(raw, max_bytes=_MAX_JSON))
-    return await run_in_threadpool(fleet.heartbeat, platform.database, device, report)
+    releases = release_cache(request)
+    return await run_in_threadpool(fleet.heartbeat, platform.database, device, report, releases)
 
 
 @router.get("/config", summary="A device's desired release and period")
 async def config(request: Request, platform: PlatformDep, principal: TerminalKey) -> Any:
     device = await signed_device(request, platform, principal, b"")
-    return await run_in_threadpool(fleet.desired_configuration, platform.database, device)
+    releases = release_cache(request)
+    return await run_in_threadpool(fleet.desired_configuration, platform.database, device, releases)
 
 
 @router.post(
