@@ -23,6 +23,7 @@ their message. Each class says what went wrong in terms a caller can act on::
     ├── TemplateFormatError        template bytes that cannot be parsed
     ├── DatasetError               an evaluation data set or pair file that cannot be read
     ├── MissingExtra               an optional dependency is not installed
+    ├── ServerUnreachable          a device cannot reach the server (it queues nothing)
     ├── StoreError                 a storage operation that cannot be done
     │   ├── NetworkNotFound        the network does not exist
     │   └── SubjectNotActive       the subject was erased; nothing may be added to it
@@ -149,6 +150,10 @@ class DatasetError(FacekeyError):
 
 class MissingExtra(FacekeyError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+class ServerUnreachable(FacekeyError):
+    """A device cannot reach the facekey server; nothing is queued for later."""
 
 
 class StoreError(FacekeyError):

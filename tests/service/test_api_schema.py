@@ -42,10 +42,11 @@ from facekey.config import Settings
 from facekey.errors import LivenessLocked
 from facekey.flows import liveness
 from facekey.flows.auth import authenticate
-from facekey.flows.devices import DeviceIdentity
+from facekey.flows.devices import DeviceIdentity, add_device
 from facekey.flows.platform import Platform
 from facekey.security.signing import signed_headers
 from facekey.service.app import create_app
+from fleet_helpers import enrolment_token
 
 CHECKS = [
     not_a_server_error,
@@ -82,6 +83,19 @@ _SCOPES: dict[tuple[str, str], tuple[str | None, ...]] = {
     ("DELETE", "/v1/subjects/{subject_id}/exclusions/{merchant_id}"): ("privacy",),
     ("POST", "/v1/liveness/sessions"): ("enrol", "terminal"),
     ("POST", "/v1/liveness/sessions/{session_id}/frames"): ("enrol", "terminal"),
+    ("POST", "/v1/fleet/enrol"): (None,),
+    ("POST", "/v1/fleet/heartbeat"): ("terminal",),
+    ("GET", "/v1/fleet/config"): ("terminal",),
+    ("POST", "/v1/fleet/screening-counts"): ("terminal",),
+    ("POST", "/v1/fleet/enrolment-tokens"): ("admin",),
+    ("GET", "/v1/fleet/devices"): ("admin",),
+    ("GET", "/v1/fleet/devices/{device_id}"): ("admin",),
+    ("POST", "/v1/fleet/devices/{device_id}/disable"): ("admin",),
+    ("PUT", "/v1/fleet/devices/{device_id}/pin"): ("admin",),
+    ("DELETE", "/v1/fleet/devices/{device_id}/pin"): ("admin",),
+    ("POST", "/v1/fleet/releases"): ("admin",),
+    ("PATCH", "/v1/fleet/releases/{release_id}"): ("admin",),
+    ("GET", "/v1/fleet/screening"): ("admin",),
 }
 #: Terminal calls of these routes are signed by the device over the raw body.
 _SIGNED = {
@@ -89,9 +103,14 @@ _SIGNED = {
     "/v1/checkout/{authorization_id}/step-up",
     "/v1/liveness/sessions",
     "/v1/liveness/sessions/{session_id}/frames",
+    "/v1/fleet/heartbeat",
+    "/v1/fleet/config",
+    "/v1/fleet/screening-counts",
 }
 #: Operations that end a subject or a purpose draw from subjects kept for them.
 _DISPOSING = {"/v1/subjects/{subject_id}", "/v1/subjects/{subject_id}/consents/{purpose}/withdraw"}
+#: Disabling draws from devices kept for it (the terminal's must go on paying).
+_DISABLING = "/v1/fleet/devices/{device_id}/disable"
 
 
 @dataclass(frozen=True, repr=False)
@@ -105,6 +124,10 @@ class World:
     subjects: tuple[str, ...]
     disposable: tuple[str, ...]
     authorizations: tuple[str, ...]
+    #: Other devices of the terminal's store (which may be disabled), a release, tokens.
+    devices: tuple[str, ...]
+    release_id: str
+    tokens: tuple[str, ...]
     faces: tuple[bytes, ...]
     #: A face of someone not enrolled (its first enrolment is a 201, later ones a 422).
     newcomers: tuple[bytes, ...]
@@ -148,6 +171,14 @@ def world(platform: Platform, client: TestClient, lfw: Path, fixtures: Path) -> 
         for name in ("Aaron_Peirsol_0002", "Aaron_Sorkin_0002", "Abdel_Nasser_Assidi_0002")
     )
     newcomers = ((fixtures / "liveness" / "pad-image_T1.jpg").read_bytes(),)
+    admin = network.auth("admin")
+    devices = tuple(
+        add_device(platform.database, platform.vault, network.id, terminal.store_id).device_id
+        for _ in range(3)
+    )
+    release = client.post("/v1/fleet/releases", headers=admin, json={"software_version": "1.0"})
+    assert release.status_code == 201, release.text
+    tokens = tuple(enrolment_token(client, admin, terminal.store_id) for _ in range(3))
     frames = tuple(p.read_bytes() for p in sorted((fixtures / "liveness").glob("head-turn-*.jpg")))
     return World(
         platform,
@@ -156,6 +187,9 @@ def world(platform: Platform, client: TestClient, lfw: Path, fixtures: Path) -> 
         tuple(kept),
         tuple(disposable),
         tuple(ledger),
+        devices,
+        release.json()["release_id"],
+        tokens,
         faces,
         newcomers,
         frames,
@@ -221,7 +255,8 @@ def test_the_fuzzing_reached_every_operation() -> None:
 
 
 def test_every_operation_documents_its_answers() -> None:
-    """A typed 2xx body (or plain text for metrics) and problem+json for every error."""
+    """A typed 2xx body (a model, a list of one, or plain text for metrics) and
+    problem+json for every error."""
     spec = create_app(Settings(data_dir=Path("unused"))).openapi()
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
@@ -231,7 +266,8 @@ def test_every_operation_documents_its_answers() -> None:
             assert len(ok) == 1, label
             content = answers[ok[0]]["content"]
             schema_of = next(iter(content.values()))["schema"]
-            assert schema_of.get("$ref") or schema_of.get("type") == "string", label
+            typed = schema_of.get("$ref") or schema_of.get("items", {}).get("$ref")
+            assert typed or schema_of.get("type") == "string", label
             for code, answer in answers.items():
                 if code.startswith(("4", "5")) and path != "/readyz":
                     assert set(answer["content"]) == {"application/problem+json"}, label
@@ -287,7 +323,10 @@ def _use_real_ids(case: Any, pick: random.Random, world: World, scope: str | Non
     if not params:
         return
     subjects = world.disposable if case.operation.path in _DISPOSING else world.subjects
+    devices = world.devices if case.operation.path == _DISABLING else (world.terminal.device_id,)
     real: dict[str, Callable[[], str]] = {
+        "device_id": lambda: pick.choice(devices),
+        "release_id": lambda: world.release_id,
         "subject_id": lambda: pick.choice(subjects),
         "merchant_id": lambda: world.terminal.merchant_id,
         "authorization_id": lambda: pick.choice(world.authorizations),
@@ -317,8 +356,9 @@ def _fresh_session(world: World, scope: str) -> str:
 def _use_real_values(case: Any, pick: random.Random, world: World) -> None:
     """A valid sale, purpose, day or step-up answer, and real photos, now and then."""
     path = case.operation.path
-    if path == "/v1/admin/daily-totals" and isinstance(case.query, dict) and pick.random() < 0.5:
-        case.query["day"] = f"2026-{pick.randint(1, 12):02d}-{pick.randint(1, 28):02d}"
+    query = case.query if isinstance(case.query, dict) else None
+    if path.endswith(("/daily-totals", "/screening")) and query is not None and pick.random() < 0.5:
+        query["day"] = f"2026-{pick.randint(1, 12):02d}-{pick.randint(1, 28):02d}"
     body = case.body
     if not isinstance(body, dict):
         return
@@ -330,6 +370,7 @@ def _use_real_values(case: Any, pick: random.Random, world: World) -> None:
     if path == "/v1/checkout" and pick.random() < 0.6:
         terminal = world.terminal
         body |= terminal.sale(f"fuzz-{pick.getrandbits(64):x}", pick.randint(1, 30_000))
+    _use_real_fleet_values(path, body, pick, world)
     if "purpose" in body and pick.random() < 0.5:
         body["purpose"] = "payment"
     if path.endswith("/step-up") and pick.random() < 0.5:
@@ -337,6 +378,30 @@ def _use_real_values(case: Any, pick: random.Random, world: World) -> None:
         body |= pick.choice([{"phone_digits": _PHONE[-4:]}, {"pin": _PIN}])
     if pick.random() < 0.3 and path != "/v1/subjects":
         _use_real_photos(body, pick, world)
+
+
+def _use_real_fleet_values(
+    path: str, body: dict[str, Any], pick: random.Random, world: World
+) -> None:
+    """An enrolment token, the terminal's store, a valid heartbeat or hour, now and then."""
+    if not path.startswith("/v1/fleet/") or pick.random() >= 0.5:
+        return
+    if path == "/v1/fleet/enrol":
+        body["token"] = pick.choice(world.tokens)
+    elif path == "/v1/fleet/heartbeat":
+        body |= {"software_version": "1.0", "uptime_s": pick.randint(0, 10**6), "camera": "ok"}
+        body["models"] = []
+    elif path == "/v1/fleet/screening-counts":
+        screened = pick.randint(0, 100)
+        hour = f"2026-01-{pick.randint(1, 28):02d}T{pick.randint(0, 23):02d}:00:00+00:00"
+        body |= {"hour": hour, "screened": screened, "referred": screened // 2, "failed": 0}
+    elif path in ("/v1/fleet/enrolment-tokens", "/v1/fleet/releases") and "store_id" in body:
+        body["store_id"] = world.terminal.store_id
+    elif path.endswith("/pin"):
+        body["release_id"] = world.release_id
+    if path == "/v1/fleet/releases":
+        body["software_version"] = "1.1"
+        body.pop("models", None)
 
 
 def _use_real_photos(body: dict[str, Any], pick: random.Random, world: World) -> None:

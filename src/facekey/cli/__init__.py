@@ -2,18 +2,19 @@
 
 The commands live by audience: :mod:`~facekey.cli.tools` (engines, evaluation, calibration,
 benchmarks, simulations on local files), :mod:`~facekey.cli.admin` (the server and its data
-directory) and :mod:`~facekey.cli.client` (calls to a running server). What a command lets
-escape ends it in one place, :class:`~facekey.cli.common.FacekeyCommands`.
+directory), :mod:`~facekey.cli.client` (calls to a running server), the device software
+:mod:`~facekey.cli.edge` and the fleet's admin commands :mod:`~facekey.cli.fleet`. What a
+command lets escape ends it in one place, :class:`~facekey.cli.common.FacekeyCommands`.
 """
 
 from __future__ import annotations
 
 import logging
 
-from facekey.cli import admin, client, tools
+from facekey.cli import admin, client, edge, fleet, tools
 from facekey.cli.common import app
 
-__all__ = ["admin", "app", "client", "main", "tools"]
+__all__ = ["admin", "app", "client", "edge", "fleet", "main", "tools"]
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,11 @@ from facekey.errors import MissingExtra, ModelIntegrityError
 
 def single_thread_session(model: Path | bytes) -> Any:
     """An onnxruntime CPU session with one intra-op and one inter-op thread."""
+    # onnxruntime (1.32 on Linux) starts Microsoft's 1DS telemetry when it is imported: a
+    # device id under ~/.cache/Microsoft, an event store and .ses files in $TMPDIR, HTTPS
+    # uploads. facekey writes and sends nothing it was not asked to (the edge agent's
+    # filesystem test caught these files); the variable is read at import only.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     try:
         import onnxruntime as ort
     except ImportError as exc:  # pragma: no cover - a core dependency

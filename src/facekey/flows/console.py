@@ -17,9 +17,9 @@ from facekey.flows.auth import Principal
 from facekey.flows.platform import Platform
 from facekey.flows.search import network_of
 from facekey.security.api_keys import Scope
-from facekey.store import audit, subjects, tenants
+from facekey.store import audit, fleet, subjects, tenants
 from facekey.store.audit import ChainReport
-from facekey.store.tables import AuditEvent, Device, Merchant, Network, Store
+from facekey.store.tables import AuditEvent, Merchant, Network, Store
 
 #: The FMR operating points the calibration table is shown at.
 SHOWN_FMRS: Final = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
@@ -72,8 +72,16 @@ def overview(platform: Platform, principal: Principal) -> Overview:
         )
         store_rows = [StoreRow(s.id, s.name, names[s.merchant_id]) for s in stores]
         store_names = {s.id: s.name for s in stores}
+        seen = fleet.last_seen(session, network_id=network.id)
         devices = [
-            _device_row(d, store_names)
+            DeviceRow(
+                d.id,
+                d.name,
+                store_names.get(d.store_id, d.store_id),
+                d.disabled_at is None,
+                d.created_at,
+                seen.get(d.id),
+            )
             for d in tenants.list_devices(session, network_id=network.id)
         ]
         session.expunge_all()
@@ -85,19 +93,6 @@ def overview(platform: Platform, principal: Principal) -> Overview:
             subjects.count_active(session, network_id=network.id),
             subjects.engine_counts(session, network_id=network.id),
         )
-
-
-def _device_row(device: Device, store_names: dict[str, str]) -> DeviceRow:
-    # The fleet work records when a terminal last called; until then there is nothing to show.
-    last_seen = getattr(device, "last_seen_at", None)
-    return DeviceRow(
-        device.id,
-        device.name,
-        store_names.get(device.store_id, device.store_id),
-        device.disabled_at is None,
-        device.created_at,
-        last_seen if isinstance(last_seen, datetime) else None,
-    )
 
 
 def merchant_names(platform: Platform, principal: Principal) -> dict[str, str]:

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.orm import Session
+
 from facekey.errors import (
     DeviceDisabled,
     MerchantMismatch,
@@ -24,9 +26,9 @@ from facekey.errors import (
 from facekey.flows.auth import Principal
 from facekey.flows.protection import Vault
 from facekey.security import signing
-from facekey.store import nonces, tenants
+from facekey.store import fleet, nonces, tenants
 from facekey.store.database import Database
-from facekey.store.tables import new_id
+from facekey.store.tables import new_id, utcnow
 
 #: Nonces are remembered a little longer than the window in which a timestamp is accepted.
 NONCE_RETENTION = timedelta(minutes=10)
@@ -68,8 +70,11 @@ class AddedDevice:
 
 @dataclass(frozen=True)
 class DisabledDevice:
+    """A device disabled, and how many of its own API keys were revoked."""
+
     device_id: str
     disabled: bool
+    keys_revoked: int
 
 
 def add_merchant(database: Database, network_id: str, name: str) -> AddedMerchant:
@@ -92,30 +97,39 @@ def add_device(
     database: Database, vault: Vault, network_id: str, store_id: str, name: str | None = None
 ) -> AddedDevice:
     """Register a terminal; its secret is returned here and never again."""
+    with database.session() as session:
+        return register_device(session, vault, network_id=network_id, store_id=store_id, name=name)
+
+
+def register_device(
+    session: Session, vault: Vault, *, network_id: str, store_id: str, name: str | None
+) -> AddedDevice:
+    """Add a device to a store in the caller's transaction: its id, store, merchant and
+    secret (base64url), which is never shown again."""
     device_id = new_id()
     secret = signing.new_device_secret()
-    with database.session() as session:
-        store = tenants.get_store(session, network_id=network_id, store_id=store_id)
-        if store is None:
-            raise NotFound(f"no store {store_id} in network {network_id}")
-        tenants.create_device(
-            session,
-            device_id=device_id,
-            store_id=store_id,
-            network_id=network_id,
-            wrapped_secret=vault.kek.wrap(secret, context=_device_context(device_id)),
-            kek_id=vault.kek.key_id,
-            name=name,
-        )
-        merchant_id = store.merchant_id
-    return AddedDevice(device_id, store_id, merchant_id, signing.encode_secret(secret))
+    store = tenants.get_store(session, network_id=network_id, store_id=store_id)
+    if store is None:
+        raise NotFound(f"no store {store_id} in network {network_id}")
+    tenants.create_device(
+        session,
+        device_id=device_id,
+        store_id=store_id,
+        network_id=network_id,
+        wrapped_secret=vault.kek.wrap(secret, context=_device_context(device_id)),
+        kek_id=vault.kek.key_id,
+        name=name,
+    )
+    return AddedDevice(device_id, store_id, store.merchant_id, signing.encode_secret(secret))
 
 
 def disable_device(database: Database, network_id: str, device_id: str) -> DisabledDevice:
+    """Disable a device for good: its next signed call is refused, its own API keys revoked."""
     with database.session() as session:
         if not tenants.disable_device(session, network_id=network_id, device_id=device_id):
             raise NotFound(f"no device {device_id} in network {network_id}")
-    return DisabledDevice(device_id, disabled=True)
+        revoked = fleet.revoke_device_keys(session, device_id=device_id, now=utcnow())
+    return DisabledDevice(device_id, disabled=True, keys_revoked=revoked)
 
 
 def verify_terminal_call(

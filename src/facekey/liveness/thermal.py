@@ -72,7 +72,7 @@ def thermal_evidence(
     scaled = points[:, :2] * np.array([scale_x, scale_y], dtype=np.float32)
     face = Box(box.left * scale_x, box.top * scale_y, box.right * scale_x, box.bottom * scale_y)
     skin = _skin_temperature(thermal, scaled, face)
-    background = _background_temperature(thermal, face)
+    background = background_temperature(thermal, face)
     return ThermalEvidence(skin, background, skin - background, _vote(skin, skin - background))
 
 
@@ -89,7 +89,8 @@ def _patch(thermal: FloatArray, point: FloatArray, radius: int) -> FloatArray:
     return thermal[max(0, y - radius) : y + radius + 1, max(0, x - radius) : x + radius + 1].ravel()
 
 
-def _background_temperature(thermal: FloatArray, face: Box) -> float:
+def background_temperature(thermal: FloatArray, face: Box) -> float:
+    """The median of a ring around the face box (1.3 to 2 half-sides out), in thermal pixels."""
     height, width = thermal.shape
     ys, xs = np.mgrid[0:height, 0:width]
     cx, cy = face.center

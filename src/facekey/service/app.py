@@ -13,12 +13,13 @@ from facekey.config import Settings
 from facekey.flows.galleries import SnapshotSchedule
 from facekey.flows.platform import Platform
 from facekey.gallery.index import limit_faiss_threads
+from facekey.service.fleet_metrics import FleetCollector
 from facekey.service.limits import BodyLimitMiddleware
 from facekey.service.metrics import Metrics, MetricsMiddleware
 from facekey.service.openapi import install_docs
 from facekey.service.problems import install_problem_handlers
 from facekey.service.requests import RequestIdMiddleware
-from facekey.service.routes import checkout, identify, liveness, ops, subjects
+from facekey.service.routes import checkout, fleet, identify, liveness, ops, subjects
 from facekey.web import install_web
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,13 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     )
     install_docs(app)
     app.state.metrics = Metrics()
+    app.state.metrics.registry.register(
+        FleetCollector(lambda: getattr(app.state, "platform", None))
+    )
     install_problem_handlers(app)
-    for router in (subjects.router, identify.router, checkout.router, liveness.router, ops.router):
-        app.include_router(router)
+    routers = (subjects, identify, checkout, liveness, fleet, ops)
+    for module in routers:
+        app.include_router(module.router)
     install_web(app)
     max_body = settings.images.max_bytes * settings.max_images_per_request + _BODY_SLACK
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Annotated, Final
 
@@ -64,6 +65,8 @@ AdminKey = Annotated[Principal, Depends(scoped(Scope.ADMIN))]
 #: PostgreSQL cannot even compare (a NUL), so such a path is a 422, not a lookup.
 ID_PATTERN: Final = r"^[^\x00-\x1f\x7f]+$"
 PathId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
+#: The same rule for an id in a JSON body.
+ID_TEXT: Final = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 
 
 async def read_upload(upload: StarletteUploadFile, platform: Platform, *, name: str) -> bytes:

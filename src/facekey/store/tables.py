@@ -56,6 +56,7 @@ FAILURE_KINDS = (
 )
 LIVENESS_MODES = ("challenge", "passive")
 LIVENESS_STATUSES = ("open", "live", "spoof", "inconclusive", "expired")
+CAMERA_STATUSES = ("ok", "missing", "error", "none")
 
 
 def utcnow() -> datetime:
@@ -214,6 +215,10 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     label: Mapped[str | None] = mapped_column(String(200))
+    #: The device a key was issued to at enrolment (revoked with it); NULL for network keys.
+    device_id: Mapped[str | None] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), index=True
+    )
 
 
 class Subject(Base):
@@ -505,6 +510,98 @@ class LivenessSession(Base):
     sealed_best_template: Mapped[bytes | None] = mapped_column(LargeBinary)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class EnrolmentToken(Base):
+    """A one-time token that provisions one device into a store (only its hash is kept)."""
+
+    __tablename__ = "enrolment_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    network_id: Mapped[str] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), index=True
+    )
+    store_id: Mapped[str] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    #: The name the enrolled device gets.
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"))
+
+
+class FleetRelease(Base):
+    """A desired configuration (software, model versions, settings) for a network or a store,
+    rolled out to ``rollout_percent`` of its devices (the same devices first: a stable hash)."""
+
+    __tablename__ = "fleet_releases"
+    __table_args__ = (Index(None, "network_id", "store_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"))
+    #: NULL: every store of the network.
+    store_id: Mapped[str | None] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    software_version: Mapped[str] = mapped_column(String(64))
+    #: Canonical JSON list of ``{"name", "version", "sha256"}``.
+    models: Mapped[str] = mapped_column(Text)
+    #: Canonical JSON object of device settings (heartbeat period, screening threshold, ...).
+    settings: Mapped[str] = mapped_column(Text)
+    rollout_percent: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DevicePin(Base):
+    """A device held on one release whatever the rollouts say."""
+
+    __tablename__ = "device_pins"
+
+    device_id: Mapped[str] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    release_id: Mapped[str] = mapped_column(ForeignKey("fleet_releases.id", ondelete="CASCADE"))
+    pinned_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DeviceStatus(Base):
+    """A device's last heartbeat: what it runs and how it is (one row per device, replaced)."""
+
+    __tablename__ = "device_status"
+    __table_args__ = (
+        Index(None, "network_id", "last_seen_at"),
+        CheckConstraint(_in_check("camera", CAMERA_STATUSES), name="camera"),
+    )
+
+    device_id: Mapped[str] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"))
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    software_version: Mapped[str] = mapped_column(String(64))
+    #: Canonical JSON list of ``{"name", "version", "sha256"}`` as the device reports them.
+    models: Mapped[str] = mapped_column(Text)
+    uptime_s: Mapped[int] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    camera: Mapped[str] = mapped_column(String(16))
+    #: The release the device says it applied (NULL: none yet).
+    release_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class ScreeningCount(Base):
+    """A kiosk's aggregate screening counts for one UTC hour: the only data screening sends."""
+
+    __tablename__ = "screening_counts"
+    __table_args__ = (Index(None, "network_id", "hour"),)
+
+    device_id: Mapped[str] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"))
+    screened: Mapped[int] = mapped_column(Integer)
+    referred: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 def engine_key(engine_id: str, engine_version: str) -> str:

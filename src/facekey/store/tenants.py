@@ -120,8 +120,9 @@ def add_api_key(
     secret_hash: str,
     expires_at: datetime | None = None,
     label: str | None = None,
+    device_id: str | None = None,
 ) -> ApiKey:
-    """Store an API key (only the hash of its secret)."""
+    """Store an API key (only the hash of its secret); ``device_id`` when issued to a device."""
     key = ApiKey(
         key_id=key_id,
         network_id=network_id,
@@ -129,6 +130,7 @@ def add_api_key(
         secret_hash=secret_hash,
         expires_at=expires_at,
         label=label,
+        device_id=device_id,
     )
     session.add(key)
     session.flush()

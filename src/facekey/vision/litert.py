@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib.resources import as_file, files
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final, cast
+from typing import IO, TYPE_CHECKING, Final, cast
 
 import numpy as np
 
@@ -91,11 +91,20 @@ def load_interpreter(name: str, sha256: str | None = None) -> Interpreter:
     return interpreter
 
 
+def _scratch() -> IO[bytes]:
+    """An anonymous file in memory where the kernel has them (nothing on any filesystem: a
+    device that stores nothing must not write even a deleted temporary file), else a
+    temporary file."""
+    if hasattr(os, "memfd_create"):
+        return open(os.memfd_create("facekey-stderr", os.MFD_CLOEXEC), "w+b")
+    return tempfile.TemporaryFile()
+
+
 @contextmanager
 def _without_delegate_notice() -> Iterator[None]:
     """Hold back what anything in the process writes to fd 2 meanwhile, then pass it on
     without LiteRT's delegate notice (other threads' lines are delayed, never lost)."""
-    with _STDERR_LOCK, tempfile.TemporaryFile() as held:
+    with _STDERR_LOCK, _scratch() as held:
         sys.stderr.flush()
         try:
             saved = os.dup(2)
