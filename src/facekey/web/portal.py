@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import JsonValue
 
 from facekey.errors import NotFound
 from facekey.flows import privacy
@@ -225,7 +226,7 @@ async def export_file(request: Request) -> Response:
     held = await run_in_threadpool(
         privacy.export, platform_of(request), web.principal, web.subject_id or ""
     )
-    return _download(held, "facekey-my-data.json")
+    return _download(held.model_dump(mode="json"), "facekey-my-data.json")
 
 
 @router.get("/receipt.json")
@@ -237,7 +238,7 @@ async def receipt_file(request: Request) -> Response:
     return _download(at.web.state["receipt"], "facekey-erasure-receipt.json")
 
 
-def _download(body: Any, filename: str) -> Response:
+def _download(body: JsonValue, filename: str) -> Response:
     return Response(
         json.dumps(body, indent=2, ensure_ascii=False),
         media_type="application/json",
