@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import random
 import struct
 import tempfile
@@ -105,7 +106,8 @@ def enrol_people(platform: Platform, admin: Principal, images: Path, count: int)
     by_person: dict[str, list[Path]] = {}
     for path, label in zip(paths, labels, strict=True):
         by_person.setdefault(label, []).append(path)
-    subjects, probes = [], []
+    subjects: list[str] = []
+    probes: list[bytes] = []
     for photos in [p for p in by_person.values() if len(p) >= 2]:
         if len(subjects) == count:
             break
@@ -264,6 +266,45 @@ def summarise(latencies: dict[str, list[float]]) -> dict[str, Any]:
     }
 
 
+def run_phases(
+    server: Server,
+    terminal_key: str,
+    terminal: dict[str, str],
+    people: People,
+    images: list[tuple[str, bytes]],
+    args: argparse.Namespace,
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, int], list[float]]:
+    """The three phases against a started server: their samples, the hostile attempts, the
+    workers' memory (after warming up, before and at the peak of the attack, after) and the
+    machine's load average at the start and the end."""
+    memory = Memory(server.process.pid)
+    try:
+        load = Load(server, terminal_key, terminal, people)
+        load.run(5, args.rate)  # warm every worker's pipeline and gallery
+        memory.start()
+        start_mb = memory.workers_mb()
+        load_before = os.getloadavg()[0]
+        quiet = load.run(args.seconds, args.rate)
+        before_mb = memory.workers_mb()
+        stop = threading.Event()
+        with ThreadPoolExecutor(1) as side:
+            started = time.monotonic()
+            attacks = side.submit(hostile, server, terminal_key, images, stop)
+            under_attack = load.run(args.seconds, args.rate)
+            stop.set()
+            sent = attacks.result()
+            ended = time.monotonic()
+        peak_mb = memory.peak_between(started, ended)
+        after = load.run(args.seconds, args.rate)
+        after_mb = memory.workers_mb()
+    finally:
+        memory.stop()
+        server.stop()
+    phases = {"quiet": quiet, "hostile": under_attack, "after": after}
+    rss = {"start": start_mb, "before": before_mb, "peak_under_attack": peak_mb, "after": after_mb}
+    return phases, sent, rss, [round(load_before, 2), round(os.getloadavg()[0], 2)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=40.0, help="length of each phase")
@@ -287,27 +328,9 @@ def main() -> None:
     images = hostile_images(next(args.images.glob("*/*.jpg")))
 
     server = Server(data_dir, args.workers)
-    memory = Memory(server.process.pid)
-    try:
-        load = Load(server, keys["terminal"], terminal, people)
-        load.run(5, args.rate)  # warm every worker's pipeline and gallery
-        memory.start()
-        quiet = load.run(args.seconds, args.rate)
-        before_mb = memory.workers_mb()
-        stop = threading.Event()
-        with ThreadPoolExecutor(1) as side:
-            started = time.monotonic()
-            attacks = side.submit(hostile, server, keys["terminal"], images, stop)
-            under_attack = load.run(args.seconds, args.rate)
-            stop.set()
-            sent = attacks.result()
-            ended = time.monotonic()
-        peak_mb = memory.peak_between(started, ended)
-        after = load.run(args.seconds, args.rate)
-        after_mb = memory.workers_mb()
-    finally:
-        memory.stop()
-        server.stop()
+    phases, sent, rss, load_average = run_phases(
+        server, keys["terminal"], terminal, people, images, args
+    )
 
     by_image: dict[str, dict[str, Any]] = {}
     for attempt in sent:
@@ -320,16 +343,13 @@ def main() -> None:
         "command": "benchmarks/hostile_load.py "
         f"--seconds {args.seconds:g} --rate {args.rate:g} --workers {args.workers}",
         "enrolled": len(people.subjects),
-        "phases": {
-            "quiet": summarise(quiet),
-            "hostile": summarise(under_attack),
-            "after": summarise(after),
-        },
+        "phases": {name: summarise(phase) for name, phase in phases.items()},
         "hostile_images": {
             name: {"statuses": dict(e["statuses"]), "ms_max": round(max(e["ms"]), 1)}
             for name, e in by_image.items()
         },
-        "workers_rss_mb": {"before": before_mb, "peak_under_attack": peak_mb, "after": after_mb},
+        "load_average": load_average,
+        "workers_rss_mb": rss,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "hostile-load.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -346,7 +366,9 @@ def report(result: dict[str, Any]) -> str:
         "",
         f"- date: {result['date']}; command: `{result['command']}`",
         f"- machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores; "
-        f"loopback, client and server on the same cores; {result['enrolled']} people enrolled",
+        f"loopback, client and server on the same cores; {result['enrolled']} people enrolled; "
+        f"the machine's load average {result['load_average'][0]} at the start and "
+        f"{result['load_average'][1]} at the end (other work on it moves the latencies)",
         "- ordinary mix: identify ½, verify ¼, signed checkout with an image ¼ (250×250 JPEGs), "
         "open loop at a fixed rate; hostile phase: one image a second to identify besides",
         "",
@@ -373,10 +395,12 @@ def report(result: dict[str, Any]) -> str:
         lines.append(f"| {name} | {statuses} | {entry['ms_max']:.0f} |")
     lines += [
         "",
-        f"Workers' resident memory (all workers together): {rss['before']} MB before the "
-        f"hostile phase, {rss['peak_under_attack']} MB at its peak during it, "
-        f"{rss['after']} MB after it (target: at most 200 MB more per image being decoded, "
-        "and back to the baseline after).",
+        f"Workers' resident memory (all workers together): {rss['start']} MB after warming up, "
+        f"{rss['before']} MB after the quiet phase (ordinary traffic alone: "
+        f"{rss['before'] - rss['start']:+} MB), {rss['peak_under_attack']} MB at its peak "
+        f"during the hostile phase, {rss['after']} MB after the last phase "
+        f"({rss['after'] - rss['before']:+} MB over two more phases; target: at most 200 MB "
+        "more per image being decoded, and no lasting growth from the hostile images).",
         "",
     ]
     return "\n".join(lines)

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -218,3 +220,38 @@ def test_pixel_limit_messages_name_the_configured_limit() -> None:
             decode_image(data)
         assert "4,194,304 pixels" in str(raised.value) or "40,000,000" in str(raised.value)
         assert "DecompressionBomb" not in str(raised.value)
+
+
+_HEAP_AFTER_A_LARGE_BLOCK = """
+import ctypes, sys
+import numpy as np
+from facekey.imaging import return_large_buffers
+
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd",
+        "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Mallinfo2
+if sys.argv[1] == "fixed":
+    assert return_large_buffers()
+del_me = np.ones(24 << 20, dtype=np.uint8)  # a large decode's buffer, freed
+del del_me
+kept = np.ones(8 << 20, dtype=np.uint8)  # the next image's working copy
+print(libc.mallinfo2().hblkhd >= kept.nbytes)
+"""
+
+
+@pytest.mark.parametrize(("mode", "mapped"), [("default", "False"), ("fixed", "True")])
+def test_large_buffers_stay_returnable_after_a_large_image(mode: str, mapped: str) -> None:
+    # glibc raises its mmap threshold to the largest block freed: after one large image the
+    # next 8 MB working copy would come from the heap and stay resident (docs/hostile-load.md).
+    # The default case shows the behaviour the fix exists for, on this C library.
+    run = subprocess.run(
+        [sys.executable, "-c", _HEAP_AFTER_A_LARGE_BLOCK, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout.strip() == mapped

@@ -115,11 +115,30 @@ def _return_memory() -> None:
         libc.malloc_trim(0)
 
 
+#: Allocations from this size up get their own mapping, returned to the system when freed.
+MMAP_THRESHOLD_BYTES: Final = 1 << 20
+_M_MMAP_THRESHOLD: Final = -3  # mallopt's parameter number in glibc's malloc.h
+
+
+def return_large_buffers() -> bool:
+    """Make glibc give every buffer of a megabyte or more back to the system when it is freed.
+
+    glibc raises its mmap threshold to the largest block freed so far (up to 32 MB): after one
+    large image, the 1600-pixel working copies of the next ones come from the heap instead,
+    which fragments and stays resident (a server worker measured +70 to +140 MB for good, see
+    docs/hostile-load.md). A fixed threshold keeps that from happening. For long-running
+    processes (the server's workers); False where the C library is not glibc.
+    """
+    libc = _glibc()
+    return libc is not None and libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
+
+
 @functools.cache
 def _glibc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c") if sys.platform == "linux" else None
     libc = ctypes.CDLL(name) if name else None
-    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+    usable = libc is not None and hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt")
+    return libc if usable else None
 
 
 def read_image_file(path: Path, limits: ImageLimits | None = None) -> ImageArray:

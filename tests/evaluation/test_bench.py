@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cli_helpers import run_json
 from facekey.config import Settings
 from facekey.evaluation.bench import run_bench, sample_images
 
@@ -39,3 +40,18 @@ def test_sample_spreads_over_the_folder(lfw: Path) -> None:
     picked = sample_images(lfw, 3)
     assert len(picked) == 3
     assert len({p.stem.rsplit("_", 1)[0] for p in picked}) == 3
+
+
+def test_bench_command_prints_each_engines_summary(lfw: Path, tmp_path: Path) -> None:
+    summary = run_json(
+        "bench",
+        *("--images", str(lfw), "--out", str(tmp_path / "out"), "--limit", "2"),
+        *("--docs", str(tmp_path / "benchmarks.md"), "--no-yardstick"),
+    )
+    assert summary["images"] == 2
+    engines = summary["engines"]
+    assert isinstance(engines, dict)
+    assert set(engines) == {"dlib-resnet-v1", "face-reid-0095"}
+    for engine in engines.values():
+        assert engine["end_to_end_ms_p50"] > 0
+        assert set(engine["images_per_s"]) == {"1", "2"}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi import FastAPI
@@ -21,12 +23,15 @@ from web_helpers import (
 )
 
 from facekey import errors
-from facekey.flows.devices import add_merchant
+from facekey.flows import console
+from facekey.flows.auth import Principal
+from facekey.flows.devices import add_device, add_merchant, add_store, disable_device
 from facekey.flows.platform import Platform
 from facekey.flows.tenancy import rotate_keys
-from facekey.security.api_keys import Scope
+from facekey.security.api_keys import Scope, parse_token
+from facekey.store import fleet as fleet_store
 from facekey.store import web as web_store
-from facekey.store.tables import Subject
+from facekey.store.tables import DeviceStatus, Subject
 from facekey.web import install_web, pages
 from facekey.web.security import CSP
 from facekey.web.words import message_for
@@ -125,6 +130,63 @@ def test_console_pages_show_the_network(
     assert "written YYYY-MM-DD" in client.get("/admin/totals?day=02/01/2026").text
     det = client.get("/admin/engine/det.png")
     assert det.headers["content-type"] == "image/png" and det.content.startswith(b"\x89PNG")
+
+
+def _device_states(platform: Platform, network: WebNetwork, count: int) -> list[str]:
+    """``count`` devices: one working, one reporting a camera error, one silent for an hour,
+    one disabled, the rest never heard from; their ids, oldest first."""
+    merchant = add_merchant(platform.database, network.id, "Corner Shop").merchant_id
+    store = add_store(platform.database, network.id, merchant, "High Street").store_id
+    ids = [
+        add_device(platform.database, platform.vault, network.id, store, f"till {i:02d}").device_id
+        for i in range(count)
+    ]
+    now = datetime.now(UTC)
+    seen = {ids[0]: (now, "ok"), ids[1]: (now, "error"), ids[2]: (now - timedelta(hours=1), "ok")}
+    with platform.database.session() as session:
+        for device_id, (when, camera) in seen.items():
+            status = DeviceStatus(
+                device_id=device_id,
+                network_id=network.id,
+                last_seen_at=when,
+                software_version="1.0",
+                models="[]",
+                uptime_s=60,
+                last_error=None,
+                camera=camera,
+                release_id=None,
+            )
+            fleet_store.record_status(session, status=status)
+    disable_device(platform.database, network.id, ids[3])
+    return ids
+
+
+def test_the_console_counts_every_device_and_lists_them_a_page_at_a_time(
+    client: TestClient, network: WebNetwork, web_platform: Platform
+) -> None:
+    ids = _device_states(web_platform, network, console.DEVICES_PER_PAGE + 5)
+    sign_in_operator(client, network)
+    first = client.get("/admin").text
+    assert f"{len(ids)} devices:" in first
+    for phrase in (
+        "1 working",
+        "1 reporting a problem",
+        "1 not heard from for 3 minutes",
+        f"{len(ids) - 4} never heard from",
+        "1 disabled",
+    ):
+        assert phrase in first, phrase
+    assert first.count("till ") == console.DEVICES_PER_PAGE
+    assert "till 00" in first and "Later devices" in first and "Earlier devices" not in first
+    later = client.get(f"/admin?devices_from={console.DEVICES_PER_PAGE}").text
+    assert later.count("till ") == 5 and "Earlier devices" in later and "Later devices" not in later
+    # The counts in the database follow the rule each listed device is shown with.
+    admin = Principal(parse_token(network.keys["admin"]).key_id, network.id, Scope.ADMIN)
+    overview = console.overview(web_platform, admin, 0)
+    shown = Counter(d.health for d in overview.devices)
+    assert {k: shown[k] for k in ("ok", "degraded", "offline", "disabled")} == {
+        k: overview.device_health[k] for k in ("ok", "degraded", "offline", "disabled")
+    }
 
 
 # ---------------------------------------------------------------------- enrolment

@@ -329,7 +329,15 @@ def bench(
     from facekey.evaluation.bench import run_bench
 
     result = run_bench(images=images, out_dir=out, limit=limit, docs=docs, yardstick=yardstick)
-    emit({k: result[k] for k in ("images", "end_to_end_ms_p50", "images_per_s")})
+    emit(
+        {
+            "images": result["images"],
+            "engines": {
+                name: {k: engine[k] for k in ("end_to_end_ms_p50", "images_per_s")}
+                for name, engine in result["engines"].items()
+            },
+        }
+    )
 
 
 @bench_app.command("gallery")

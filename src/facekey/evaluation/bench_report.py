@@ -18,7 +18,12 @@ def render_benchmarks_page(result: dict[str, Any]) -> str:
         "",
         f"- date: {machine['date']}",
         f"- command: `{machine['command']}`",
-        f"- machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB",
+        f"- machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB"
+        + (
+            f"; load average {' / '.join(map(str, machine['load_average']))} (1/5/15 min)"
+            if machine.get("load_average")
+            else ""
+        ),
         f"- software: Python {machine['python']}; {versions}",
         f"- images: {result['images']} from `{result['image_folder']}`",
         f"- detectors {' → '.join(result['settings']['detectors'])}; dlib-resnet-v1 on its "

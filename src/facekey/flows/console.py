@@ -5,7 +5,7 @@ and DET curve, and the risk settings with what each one means."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final
 
 from sqlalchemy import select
@@ -14,6 +14,7 @@ from facekey.calibration import CalibrationTable, EngineCalibration
 from facekey.engines.base import EngineInfo
 from facekey.flows import risk
 from facekey.flows.auth import Principal
+from facekey.flows.fleet import OFFLINE_AFTER, health_of
 from facekey.flows.platform import Platform
 from facekey.flows.search import network_of
 from facekey.security.api_keys import Scope
@@ -24,6 +25,8 @@ from facekey.store.tables import AuditEvent, Merchant, Network, Store
 #: The FMR operating points the calibration table is shown at.
 SHOWN_FMRS: Final = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 RECENT_EVENTS: Final = 25
+#: Devices listed on one page of the console (a fleet has thousands; the counts cover them all).
+DEVICES_PER_PAGE: Final = 50
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,10 @@ class DeviceRow:
     store: str
     enabled: bool
     created_at: datetime
-    #: When the terminal last called, where the fleet records it.
+    #: When the device last sent a heartbeat (None: never).
     last_seen: datetime | None
+    #: ok, degraded, offline, disabled or never_seen (:func:`facekey.flows.fleet.health_of`).
+    health: str
 
 
 @dataclass(frozen=True)
@@ -51,13 +56,19 @@ class Overview:
     network: Network
     merchants: list[Merchant]
     stores: list[StoreRow]
+    #: One page of devices, oldest first, from ``device_offset``.
     devices: list[DeviceRow]
+    device_offset: int
+    #: Every device of the network by health state.
+    device_health: dict[str, int]
     active_subjects: int
     templates: dict[str, tuple[int, int]]
 
 
-def overview(platform: Platform, principal: Principal) -> Overview:
+def overview(platform: Platform, principal: Principal, device_offset: int = 0) -> Overview:
     principal.require(Scope.ADMIN)
+    device_offset = max(0, device_offset)
+    now = datetime.now(UTC)
     network = network_of(platform, principal.network_id)
     with platform.database.read_session() as session:
         merchants = tenants.list_merchants(session, network_id=network.id)
@@ -72,24 +83,32 @@ def overview(platform: Platform, principal: Principal) -> Overview:
         )
         store_rows = [StoreRow(s.id, s.name, names[s.merchant_id]) for s in stores]
         store_names = {s.id: s.name for s in stores}
-        seen = fleet.last_seen(session, network_id=network.id)
+        rows = fleet.device_rows(
+            session, network_id=network.id, limit=DEVICES_PER_PAGE, offset=device_offset
+        )
         devices = [
             DeviceRow(
                 d.id,
                 d.name,
                 store_names.get(d.store_id, d.store_id),
-                d.disabled_at is None,
+                d.enabled,
                 d.created_at,
-                seen.get(d.id),
+                status.last_seen_at if status is not None else None,
+                health_of(d, status, now),
             )
-            for d in tenants.list_devices(session, network_id=network.id)
+            for d, status, _ in rows
         ]
+        health = fleet.health_counts(
+            session, network_id=network.id, online_since=now - OFFLINE_AFTER
+        )
         session.expunge_all()
         return Overview(
             network,
             merchants,
             store_rows,
             devices,
+            device_offset,
+            health,
             subjects.count_active(session, network_id=network.id),
             subjects.engine_counts(session, network_id=network.id),
         )

@@ -44,8 +44,8 @@ class BaseSpec:
     """How frozen indexes are built and searched."""
 
     hnsw_threshold: int = 50_000
-    hnsw_m: int = 32
-    ef_construction: int = 100
+    hnsw_m: int = 48
+    ef_construction: int = 200
     ef_search: int = 256
 
     def new_index(self, dimension: int, count: int) -> Any:

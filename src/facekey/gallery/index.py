@@ -70,8 +70,8 @@ class GalleryIndex:
         dimension: int,
         *,
         hnsw_threshold: int = 50_000,
-        hnsw_m: int = 32,
-        ef_construction: int = 100,
+        hnsw_m: int = 48,
+        ef_construction: int = 200,
         ef_search: int = 256,
     ) -> None:
         for name, value in (

@@ -13,6 +13,7 @@ from facekey.config import Settings
 from facekey.flows.galleries import SnapshotSchedule
 from facekey.flows.platform import Platform
 from facekey.gallery.index import limit_faiss_threads
+from facekey.imaging import return_large_buffers
 from facekey.service.fleet_metrics import FleetCollector
 from facekey.service.limits import BodyLimitMiddleware
 from facekey.service.metrics import Metrics, MetricsMiddleware
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limit_faiss_threads(1)
+        return_large_buffers()
         owned = platform is None
         app.state.platform = platform or Platform.open(settings)
         networks = app.state.platform.warm()

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from facekey.store.audit import canonical_json
@@ -209,12 +209,28 @@ def device_rows(
     return [(d, s, p) for d, s, p in session.execute(stmt)]
 
 
-def last_seen(session: Session, *, network_id: str) -> dict[str, datetime]:
-    """When each device of a network last sent a heartbeat (devices that never did are absent)."""
-    stmt = select(DeviceStatus.device_id, DeviceStatus.last_seen_at).where(
-        DeviceStatus.network_id == network_id
+def health_counts(session: Session, *, network_id: str, online_since: datetime) -> dict[str, int]:
+    """How many of a network's devices are in each health state (the rule of
+    :func:`facekey.flows.fleet.health_of`, counted in the database)."""
+    state = case(
+        (Device.disabled_at.is_not(None), "disabled"),
+        (DeviceStatus.device_id.is_(None), "never_seen"),
+        (DeviceStatus.last_seen_at < online_since, "offline"),
+        (
+            DeviceStatus.camera.not_in(("ok", "none"))
+            | (func.coalesce(DeviceStatus.last_error, "") != ""),
+            "degraded",
+        ),
+        else_="ok",
     )
-    return {device_id: seen for device_id, seen in session.execute(stmt)}
+    stmt = (
+        select(state, func.count())
+        .select_from(Device)
+        .outerjoin(DeviceStatus, DeviceStatus.device_id == Device.id)
+        .where(Device.network_id == network_id)
+        .group_by(state)
+    )
+    return {str(name): int(count) for name, count in session.execute(stmt)}
 
 
 def online_by_version(session: Session, *, since: datetime) -> list[tuple[str, str, int]]:

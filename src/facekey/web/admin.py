@@ -95,9 +95,12 @@ async def operator_sign_out(request: Request, csrf: Annotated[str, Form()]) -> R
 
 
 @router.get("")
-async def network_page(request: Request) -> Response:
+async def network_page(request: Request, devices_from: int = 0) -> Response:
     def build(platform: Platform, principal: Principal) -> dict[str, Any]:
-        return {"overview": console.overview(platform, principal)}
+        return {
+            "overview": console.overview(platform, principal, devices_from),
+            "per_page": console.DEVICES_PER_PAGE,
+        }
 
     return await _console_page(request, "admin_network.html", build)
 
