@@ -51,7 +51,7 @@ from facekey.evaluation.machine import machine_info
 from facekey.flows.devices import register_device
 from facekey.flows.fleet import issue_device_key
 from facekey.flows.platform import open_storage
-from facekey.flows.tenancy import create_network
+from facekey.flows.tenancy import CreatedNetwork, create_network
 from facekey.security.signing import decode_secret, signed_headers
 from facekey.store import tenants
 
@@ -104,13 +104,13 @@ class Tally:
 # ---------------------------------------------------------------------- setup
 
 
-def provision(data_dir: Path, devices: int) -> tuple[dict[str, Any], list[SimDevice]]:
+def provision(data_dir: Path, devices: int) -> tuple[CreatedNetwork, list[SimDevice]]:
     """A network, stores of 8 devices (a quarter of them kiosks), written to the database in
     transactions of a thousand devices."""
     settings = Settings(data_dir=data_dir)
     database, vault = open_storage(settings)
     network = create_network(database, vault, "fleet-load", engine=settings.engine)
-    network_id = network["network_id"]
+    network_id = network.network_id
     with database.session() as session:
         merchant_id = tenants.create_merchant(session, network_id=network_id, name="m").id
     made: list[SimDevice] = []
@@ -131,9 +131,9 @@ def _device(
 ) -> SimDevice:
     """A device with its own secret and terminal key, as enrolment makes them."""
     device = register_device(session, vault, network_id=network_id, store_id=store_id, name=None)
-    key = issue_device_key(session, network_id, device["device_id"])
-    secret = decode_secret(device["secret"])
-    return SimDevice(device["device_id"], store_id, merchant_id, secret, key, kiosk)
+    key = issue_device_key(session, network_id, device.device_id)
+    secret = decode_secret(device.secret)
+    return SimDevice(device.device_id, store_id, merchant_id, secret, key, kiosk)
 
 
 def edge_templates() -> tuple[list[Path], list[str]]:
@@ -521,12 +521,10 @@ def main() -> None:
         server = start_server(data_dir, port, args.workers)
         try:
             wait_ready(port, args.workers)
-            enrol_faces(port, network["api_keys"], enrol)
-            enrolments = enrol_devices(
-                port, network["api_keys"], devices[0].store_id, args.enrolments
-            )
+            enrol_faces(port, network.api_keys, enrol)
+            enrolments = enrol_devices(port, network.api_keys, devices[0].store_id, args.enrolments)
             result = asyncio.run(
-                measure(port, server.pid, devices, templates, network["api_keys"]["admin"], args)
+                measure(port, server.pid, devices, templates, network.api_keys["admin"], args)
             )
         finally:
             server.terminate()

@@ -293,9 +293,9 @@ def step_identify(size: int, dimension: int) -> dict[str, Any]:
     shutil.rmtree(work, ignore_errors=True)
     settings = Settings(data_dir=work)
     database, vault = open_storage(settings)
-    created = create_network(database, vault, "identify-bench")
+    created = create_network(database, vault, "identify-bench", engine=settings.engine)
     info = load_engine(settings.engine, settings).info
-    load_templates(database, vault, created["network_id"], info, data.gallery)
+    load_templates(database, vault, created.network_id, info, data.gallery)
     database.dispose()
     shared = Path("/dev/shm") / f"facekey-identify-{os.getpid()}"
     shared.mkdir(mode=0o700, exist_ok=True)
@@ -305,7 +305,7 @@ def step_identify(size: int, dimension: int) -> dict[str, Any]:
     first.stop()
     server = Server(work, 1)  # from the snapshot
     probes = [path.read_bytes() for path in images[:300]]
-    latency = request_latency(server, created["api_keys"]["terminal"], probes)
+    latency = request_latency(server, created.api_keys["terminal"], probes)
     server.stop()
     shutil.rmtree(work, ignore_errors=True)
     shutil.rmtree(shared, ignore_errors=True)

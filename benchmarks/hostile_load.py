@@ -320,10 +320,10 @@ def main() -> None:
     created = create_network(
         platform.database, platform.vault, "hostile", engine=platform.settings.engine
     )
-    keys = created["api_keys"]
-    admin = Principal(parse_token(keys["admin"]).key_id, created["network_id"], Scope.ADMIN)
+    keys = created.api_keys
+    admin = Principal(parse_token(keys["admin"]).key_id, created.network_id, Scope.ADMIN)
     people = enrol_people(platform, admin, args.images, args.enrolled)
-    terminal = make_terminal(platform, created["network_id"])
+    terminal = make_terminal(platform, created.network_id)
     platform.close()
     images = hostile_images(next(args.images.glob("*/*.jpg")))
 

@@ -274,14 +274,14 @@ def throughput(server: Server, key: str, probes: list[bytes], clients: int) -> f
 
 
 def make_terminal(platform: Platform, network_id: str) -> dict[str, str]:
-    merchant = add_merchant(platform.database, network_id, "bench")["merchant_id"]
-    store = add_store(platform.database, network_id, merchant, "bench")["store_id"]
+    merchant = add_merchant(platform.database, network_id, "bench").merchant_id
+    store = add_store(platform.database, network_id, merchant, "bench").store_id
     device = add_device(platform.database, platform.vault, network_id, store)
     return {
         "merchant_id": merchant,
         "store_id": store,
-        "device_id": device["device_id"],
-        "secret": device["secret"],
+        "device_id": device.device_id,
+        "secret": device.secret,
     }
 
 
@@ -365,19 +365,19 @@ def main() -> None:
     created = create_network(
         platform.database, platform.vault, "bench", engine=platform.settings.engine
     )
-    keys = created["api_keys"]
-    admin = Principal(parse_token(keys["admin"]).key_id, created["network_id"], Scope.ADMIN)
+    keys = created.api_keys
+    admin = Principal(parse_token(keys["admin"]).key_id, created.network_id, Scope.ADMIN)
     people, others = pick_people(args.images, args.enrolled)
     t0 = time.perf_counter()
     people = enrol_real(platform, admin, people)
     enrol_s = time.perf_counter() - t0
     store_generated(
-        platform, created["network_id"], distractors(platform, others, args.size - len(people))
+        platform, created.network_id, distractors(platform, others, args.size - len(people))
     )
     probes = [p[1].read_bytes() for p in people]
     probes = (probes * (args.requests // len(probes) + 1))[: args.requests]
-    search, warm_s = search_latency(platform, created["network_id"], probes[: len(people)])
-    terminal = make_terminal(platform, created["network_id"])
+    search, warm_s = search_latency(platform, created.network_id, probes[: len(people)])
+    terminal = make_terminal(platform, created.network_id)
     templates = edge_templates(platform, probes)
     platform.close()
     result: dict[str, Any] = {

@@ -3,6 +3,9 @@
 ``database_url`` (session scope, parametrised "sqlite" / "postgresql") is the URL of a fresh empty
 database. PostgreSQL is a temporary server from the Debian packages, started once per session on
 first use; when it is not installed, the PostgreSQL runs fail unless ``FACEKEY_SKIP_POSTGRES=1``.
+
+Property tests (Hypothesis, Schemathesis) are deterministic: the ``facekey`` profile derandomizes
+them, so CI runs the same examples every time; ``HYPOTHESIS_PROFILE=explore`` draws new ones.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from facekey.config import Settings
 from facekey.engines.dlib_resnet import DlibResnetEngine
@@ -19,6 +23,12 @@ from facekey.engines.face_reid import FaceReidEngine
 from facekey.pipeline import FacePipeline
 from facekey.store.database import default_sqlite_url
 from postgres_server import SKIP_ENV, PostgresServer, find_bin_dir
+
+hypothesis_settings.register_profile(
+    "facekey", derandomize=True, deadline=None, database=None, print_blob=True
+)
+hypothesis_settings.register_profile("explore", deadline=None, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "facekey"))
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BACKENDS = ("sqlite", "postgresql")

@@ -16,8 +16,8 @@ from facekey.security.signing import decode_secret
 
 def new_store(platform: Platform, network_id: str, merchant: str = "Corner Shop") -> str:
     """A merchant and one of its stores; the store's id."""
-    merchant_id = add_merchant(platform.database, network_id, merchant)["merchant_id"]
-    return str(add_store(platform.database, network_id, merchant_id, "High Street")["store_id"])
+    merchant_id = add_merchant(platform.database, network_id, merchant).merchant_id
+    return str(add_store(platform.database, network_id, merchant_id, "High Street").store_id)
 
 
 def enrolment_token(client: TestClient, admin: dict[str, str], store_id: str, **extra: Any) -> str:

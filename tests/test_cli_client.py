@@ -81,13 +81,11 @@ def network(served: tuple[Platform, TestClient], front: Front) -> Network:
     created = create_network(
         platform.database, platform.vault, f"cli-{uuid.uuid4().hex}", engine="face-reid-0095"
     )
-    network_id = created["network_id"]
-    merchant = add_merchant(platform.database, network_id, "Corner Shop")["merchant_id"]
-    store = add_store(platform.database, network_id, merchant, "High Street")["store_id"]
+    network_id = created.network_id
+    merchant = add_merchant(platform.database, network_id, "Corner Shop").merchant_id
+    store = add_store(platform.database, network_id, merchant, "High Street").store_id
     device = add_device(platform.database, platform.vault, network_id, store, "till 1")
-    return Network(
-        front.url, created["api_keys"], merchant, store, device["device_id"], device["secret"]
-    )
+    return Network(front.url, created.api_keys, merchant, store, device.device_id, device.secret)
 
 
 @pytest.fixture

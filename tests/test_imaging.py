@@ -74,6 +74,18 @@ def test_applies_exif_orientation(lfw: Path) -> None:
     assert image.shape == (250, 120, 3)
 
 
+def test_corrupt_exif_is_skipped_without_a_warning(lfw: Path) -> None:
+    """Found by Hypothesis: an EXIF tag pointing past the file made Pillow warn from inside
+    decode_image (an error where warnings are errors); the tag is skipped, the image decoded."""
+    tags = Image.Exif()
+    tags[0x0112] = 6
+    exif = bytearray(tags.tobytes())  # "Exif\0\0", a big-endian TIFF header, one IFD entry
+    exif[20:28] = struct.pack(">II", 256, 0x7FFF)  # orientation: 256 values, far past the end
+    source = Image.open(lfw / "Aaron_Sorkin_0001.jpg")
+    image = decode_image(_encode(source, "JPEG", exif=bytes(exif)))  # filterwarnings = error
+    assert image.shape == (250, 250, 3)
+
+
 def test_empty_input() -> None:
     with pytest.raises(EmptyImage):
         decode_image(b"")

@@ -10,6 +10,7 @@ never a path or a URL.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -17,6 +18,7 @@ import io
 import sys
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -75,19 +77,34 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> ImageArray:
         _return_memory()
 
 
+@contextlib.contextmanager
+def _metadata_warnings_ignored() -> Iterator[None]:
+    """Pillow warns of the metadata it skips (corrupt EXIF tags, a malformed MPO index) and
+    goes on with the pixels: the sender's problem, not one for the server's log (or for a
+    caller that turns warnings into errors)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        yield
+
+
 def _decode(image: Image.Image, side: int) -> ImageArray:
     try:
-        if image.format == "JPEG":
-            # The smallest DCT scale that keeps at least half of ``side``: a 6000-pixel JPEG
-            # is decoded at 1/4 (1500 pixels), not at 1/2 (3000) to be thrown away after.
-            image.draft("RGB", (side // 2, side // 2))
-        image.load()
-        upright = ImageOps.exif_transpose(image)
-        if max(upright.size) > side:
-            upright.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
-        rgb = upright.convert("RGB")
+        with _metadata_warnings_ignored():
+            return _pixels(image, side)
     except (OSError, SyntaxError, ValueError) as exc:
         raise TruncatedImage(f"the {image.format} data is truncated or corrupt: {exc}") from exc
+
+
+def _pixels(image: Image.Image, side: int) -> ImageArray:
+    if image.format == "JPEG":
+        # The smallest DCT scale that keeps at least half of ``side``: a 6000-pixel JPEG
+        # is decoded at 1/4 (1500 pixels), not at 1/2 (3000) to be thrown away after.
+        image.draft("RGB", (side // 2, side // 2))
+    image.load()
+    upright = ImageOps.exif_transpose(image)
+    if max(upright.size) > side:
+        upright.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    rgb = upright.convert("RGB")
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
 
 
@@ -132,7 +149,7 @@ def read_image_file(path: Path, limits: ImageLimits | None = None) -> ImageArray
 def _open_checked(data: bytes, limits: ImageLimits) -> Image.Image:
     """Open the image lazily (header only) and check its format and size."""
     try:
-        with warnings.catch_warnings():
+        with _metadata_warnings_ignored():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=sorted(SUPPORTED_FORMATS))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -52,8 +52,8 @@ def shop(edge_platform: Platform) -> tuple[str, dict[str, str], str]:
         f"edge-{uuid.uuid4().hex}",
         engine=edge_platform.settings.engine,
     )
-    network_id = created["network_id"]
-    return network_id, created["api_keys"], new_store(edge_platform, network_id)
+    network_id = created.network_id
+    return network_id, created.api_keys, new_store(edge_platform, network_id)
 
 
 @pytest.fixture(scope="session")

@@ -125,7 +125,7 @@ BULK = """
 
 def test_kill_9_during_bulk_load_leaves_whole_chunks(settings: Settings) -> None:
     database, vault = open_storage(settings)
-    network_id = create_network(database, vault, "bulk", engine=INFO.id)["network_id"]
+    network_id = create_network(database, vault, "bulk", engine=INFO.id).network_id
     loader = child(settings, BULK, network_id)
     templates = select(func.count()).select_from(Template)
     kill_when(loader, lambda: count(database, templates) >= 300)
@@ -166,7 +166,7 @@ ERASE = """
 
 def test_kill_9_during_erasures_never_brings_a_subject_back(settings: Settings) -> None:
     database, vault = open_storage(settings)
-    network_id = create_network(database, vault, "erase", engine=INFO.id)["network_id"]
+    network_id = create_network(database, vault, "erase", engine=INFO.id).network_id
     chunks = load_templates(database, vault, network_id, INFO, vectors(200), chunk=50)
     subject_ids = [s for c in chunks for s in c.subject_ids]
     before = gallery(settings, network_id)

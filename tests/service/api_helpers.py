@@ -36,7 +36,7 @@ def network_on(platform: Platform, engine: str, *, retain_images: bool = False) 
         engine=engine,
         retain_images=retain_images,
     )
-    return Network(created["network_id"], created["api_keys"])
+    return Network(created.network_id, created.api_keys)
 
 
 def image_file(path: Path, field: str = "images") -> tuple[str, tuple[str, bytes, str]]:
@@ -156,13 +156,13 @@ def new_terminal(
     platform: Platform, network: Network, merchant: str = "Corner Shop", device: str = "till 1"
 ) -> Terminal:
     """A merchant, a store and a device registered in ``network``."""
-    merchant_id = add_merchant(platform.database, network.id, merchant)["merchant_id"]
-    store_id = add_store(platform.database, network.id, merchant_id, "High Street")["store_id"]
+    merchant_id = add_merchant(platform.database, network.id, merchant).merchant_id
+    store_id = add_store(platform.database, network.id, merchant_id, "High Street").store_id
     registered = add_device(platform.database, platform.vault, network.id, store_id, device)
     return Terminal(
         network,
         merchant_id,
         store_id,
-        registered["device_id"],
-        decode_secret(registered["secret"]),
+        registered.device_id,
+        decode_secret(registered.secret),
     )

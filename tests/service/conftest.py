@@ -45,7 +45,7 @@ def network(platform: Platform) -> Network:
         f"net-{uuid.uuid4().hex}",
         engine=platform.settings.engine,
     )
-    return Network(created["network_id"], created["api_keys"])
+    return Network(created.network_id, created.api_keys)
 
 
 @pytest.fixture
@@ -56,4 +56,4 @@ def other_network(platform: Platform) -> Network:
         f"other-{uuid.uuid4().hex}",
         engine=platform.settings.engine,
     )
-    return Network(created["network_id"], created["api_keys"])
+    return Network(created.network_id, created.api_keys)

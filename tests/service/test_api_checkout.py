@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from api_helpers import Network, Terminal, enrol, multipart, new_terminal
@@ -206,6 +207,17 @@ def test_reused_nonce(client: TestClient, terminal: CheckoutTerminal, lfw: Path)
     terminal.checkout(client, lfw / "Aaron_Sorkin_0002.jpg", "n1", nonce=nonce)
     response = terminal.checkout(client, lfw / "Aaron_Sorkin_0002.jpg", "n2", nonce=nonce)
     _refused(response, 409, "replayed-request")
+
+
+@pytest.mark.parametrize("authorization_id", ["no such", "caf\u00e9", "50%"])
+def test_the_signature_covers_the_path_as_sent(
+    client: TestClient, terminal: CheckoutTerminal, authorization_id: str
+) -> None:
+    """Found by Schemathesis: the server checked the signature against the decoded path, so a
+    terminal's honest signature over a percent-encoded path was refused (401)."""
+    path = f"/v1/checkout/{quote(authorization_id, safe='')}/step-up"
+    response = terminal.post(client, path, {"phone_digits": "1234"})
+    _refused(response, 404, "not-found")
 
 
 def test_unsigned_call(client: TestClient, terminal: CheckoutTerminal) -> None:

@@ -3,6 +3,7 @@ releases and pins, disabling at once, metrics, screening counts; SQLite and Post
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -196,7 +197,7 @@ def test_a_release_reaches_its_devices_and_a_pin_holds_one(
 def test_a_staged_rollout_grows_over_the_same_devices(platform: Platform, network: Network) -> None:
     store_id = new_store(platform, network.id)
     ids = [
-        add_device(platform.database, platform.vault, network.id, store_id)["device_id"]
+        add_device(platform.database, platform.vault, network.id, store_id).device_id
         for _ in range(200)
     ]
     base = fleet.create_release(platform.database, network.id, software_version="1.0")
@@ -209,21 +210,21 @@ def test_a_staged_rollout_grows_over_the_same_devices(platform: Platform, networ
             book = fleet.ReleaseBook.load(session, network.id)
         chosen = {i: book.choose(i, store_id) for i in ids}
         assert all(r is not None for r in chosen.values())  # the others keep the base release
-        return {i for i, r in chosen.items() if r and r.release_id == canary["release_id"]}
+        return {i for i, r in chosen.items() if r and r.release_id == canary.release_id}
 
     ten = on_canary()
     assert 5 <= len(ten) <= 40  # ~10 % of 200 (binomial: far outside by chance only)
-    fleet.set_rollout(platform.database, network.id, canary["release_id"], 50)
+    fleet.set_rollout(platform.database, network.id, canary.release_id, 50)
     fifty = on_canary()
     assert ten < fifty and 70 <= len(fifty) <= 130
-    fleet.set_rollout(platform.database, network.id, canary["release_id"], 100)
+    fleet.set_rollout(platform.database, network.id, canary.release_id, 100)
     assert on_canary() == set(ids)
-    assert base["rollout_percent"] == 100
+    assert base.rollout_percent == 100
 
 
 def test_workers_cache_releases_for_a_while(platform: Platform, network: Network) -> None:
     store_id = new_store(platform, network.id)
-    device = add_device(platform.database, platform.vault, network.id, store_id)["device_id"]
+    device = add_device(platform.database, platform.vault, network.id, store_id).device_id
     cache = fleet.ReleaseCache(3600.0)
     with platform.database.session() as session:
         assert cache.book(session, network.id).choose(device, store_id) is None
@@ -270,3 +271,41 @@ def test_screening_counts_per_hour(
         with pytest.raises(ApiError) as refused:
             kiosk.post_json("/v1/fleet/screening-counts", body | bad)
         _problem(refused, 422, "invalid-request")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/v1/fleet/enrolment-tokens", {"ttl_minutes": 1e308}),
+        ("POST", "/v1/fleet/enrolment-tokens", {"ttl_minutes": 10**400}),
+        ("POST", "/v1/fleet/enrolment-tokens", {"name": "till\x00"}),
+        ("POST", "/v1/fleet/enrolment-tokens", {"store_id": "\x00"}),
+        ("POST", "/v1/fleet/releases", {"rollout_percent": 10**400}),
+        ("GET", "/v1/fleet/screening?day=9999-12-31", None),
+        ("GET", "/v1/fleet/devices?offset=99999999999999999999", None),
+        ("GET", "/v1/fleet/devices/%00", None),
+    ],
+)
+def test_out_of_range_input_is_a_422_not_a_500(
+    platform: Platform,
+    client: TestClient,
+    network: Network,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+) -> None:
+    """Each of these was a 500: an overflow (timedelta, float, the day after 9999-12-31, an
+    OFFSET past what the database takes) or, on PostgreSQL, a NUL it cannot store."""
+    sent = None
+    if body is not None:
+        store_id = new_store(platform, network.id)
+        sent = {"store_id": store_id, "software_version": "1.0"} | body
+        sent = json.dumps(sent).encode()  # 10**400 as JSON digits, as a client may send
+    answer = client.request(
+        method,
+        path,
+        headers=network.auth("admin") | {"Content-Type": "application/json"},
+        content=sent,
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"

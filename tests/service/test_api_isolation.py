@@ -128,7 +128,7 @@ def test_revoked_key(client: TestClient, platform: Platform, network: Network, l
     rotated = rotate_keys(platform.database, network.id)
     old = identify(client, network, lfw / "Aaron_Sorkin_0001.jpg")
     assert old.status_code == 401 and "revoked" in old.json()["detail"]
-    fresh = Network(network.id, rotated["api_keys"])
+    fresh = Network(network.id, rotated.api_keys)
     assert identify(client, fresh, lfw / "Aaron_Sorkin_0001.jpg").status_code == 200
 
 

@@ -44,8 +44,8 @@ def test_renewal_moves_templates_and_keeps_matching(
 
             result = renew_transform(platform.database, platform.vault, network.id)
 
-            assert result["transform_version"] == before.transform_version + 1
-            assert result["templates_moved"] == 1
+            assert result.transform_version == before.transform_version + 1
+            assert result.templates_moved == 1
             assert _sealed(platform, subject_id) != sealed
             after = network_of(platform, network.id)
             info = platform.readers.get(after.engine).info

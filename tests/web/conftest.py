@@ -61,7 +61,7 @@ def network(web_platform: Platform) -> WebNetwork:
     created = create_network(
         web_platform.database, web_platform.vault, name, engine=web_platform.settings.engine
     )
-    return WebNetwork(created["network_id"], name, created["api_keys"])
+    return WebNetwork(created.network_id, name, created.api_keys)
 
 
 @pytest.fixture

@@ -135,12 +135,10 @@ def test_console_pages_show_the_network(
 def _device_states(platform: Platform, network: WebNetwork, count: int) -> list[str]:
     """``count`` devices: one working, one reporting a camera error, one silent for an hour,
     one disabled, the rest never heard from; their ids, oldest first."""
-    merchant = add_merchant(platform.database, network.id, "Corner Shop")["merchant_id"]
-    store = add_store(platform.database, network.id, merchant, "High Street")["store_id"]
+    merchant = add_merchant(platform.database, network.id, "Corner Shop").merchant_id
+    store = add_store(platform.database, network.id, merchant, "High Street").store_id
     ids = [
-        add_device(platform.database, platform.vault, network.id, store, f"till {i:02d}")[
-            "device_id"
-        ]
+        add_device(platform.database, platform.vault, network.id, store, f"till {i:02d}").device_id
         for i in range(count)
     ]
     now = datetime.now(UTC)
@@ -258,7 +256,7 @@ def test_a_phone_or_pin_is_needed(
 def test_portal_with_a_code_export_withdraw_exclude_erase(
     client: TestClient, network: WebNetwork, web_platform: Platform, challenges: list[str]
 ) -> None:
-    merchant = add_merchant(web_platform.database, network.id, "Bakery")["merchant_id"]
+    merchant = add_merchant(web_platform.database, network.id, "Bakery").merchant_id
     assert enrol_through_page(client, network).status_code == 200
     (subject_id,) = _subjects(web_platform, network)
     code = issue(client, network, "portal-code", subject_id=subject_id)

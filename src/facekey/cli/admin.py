@@ -85,7 +85,8 @@ def admin_create_network(
 
     chosen = check_engine_name(engine or Settings().engine)
     with storage() as (database, vault):
-        emit(create_network(database, vault, name, engine=chosen, retain_images=retain_images))
+        created = create_network(database, vault, name, engine=chosen, retain_images=retain_images)
+        emit(created)
 
 
 @admin_app.command("snapshot")
@@ -134,24 +135,20 @@ def admin_migrate(
     to: Annotated[str, typer.Option("--to", help="The engine to move the network to.")],
 ) -> None:
     """Start moving a network to another engine: both galleries are searched until it ends."""
-    from dataclasses import asdict
-
     from facekey.engines.registry import check_engine_name
     from facekey.flows.migration import start_migration
 
     with data_platform() as platform:
-        emit(asdict(start_migration(platform, network_id, check_engine_name(to))))
+        emit(start_migration(platform, network_id, check_engine_name(to)))
 
 
 @admin_app.command("migration-status")
 def admin_migration_status(network_id: NetworkArg) -> None:
     """How many subjects have moved to the new engine, and how many have not."""
-    from dataclasses import asdict
-
     from facekey.flows.migration import migration_status
 
     with data_platform() as platform:
-        emit(asdict(migration_status(platform, network_id)))
+        emit(migration_status(platform, network_id))
 
 
 @admin_app.command("retemplate")
@@ -162,8 +159,6 @@ def admin_retemplate(
     ] = None,
 ) -> None:
     """Re-template subjects from their retained images (resumable: run it again any time)."""
-    from dataclasses import asdict
-
     from facekey.evaluation.progress import progress_bar
     from facekey.flows.migration import migration_status, retemplate_retained
 
@@ -171,7 +166,7 @@ def admin_retemplate(
         todo = migration_status(platform, network_id).pending_with_retained_images
         with progress_bar("re-templating", min(todo, limit or todo)) as advance:
             report = retemplate_retained(platform, network_id, limit=limit, progress=advance)
-        emit(asdict(report))
+        emit(report)
 
 
 @admin_app.command("finish-migration")
@@ -183,12 +178,10 @@ def admin_finish_migration(
     ] = False,
 ) -> None:
     """End a migration: destroy the old engine's templates; the new engine is the network's."""
-    from dataclasses import asdict
-
     from facekey.flows.migration import finish_migration
 
     with data_platform() as platform:
-        emit(asdict(finish_migration(platform, network_id, force=force)))
+        emit(finish_migration(platform, network_id, force=force))
 
 
 @admin_app.command("verify-audit")
@@ -198,13 +191,11 @@ def admin_verify_audit(
     ] = None,
 ) -> None:
     """Recompute the audit hash chain; exit 1 when it has been tampered with."""
-    from dataclasses import asdict
-
     from facekey.store.audit import verify_chain
 
     with storage() as (database, _), database.session() as session:
         report = verify_chain(session, network_id=network_id)
-    emit(asdict(report))
+    emit(report)
     if not report.ok:
         raise typer.Exit(1)
 

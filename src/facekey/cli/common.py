@@ -7,6 +7,7 @@ shows the traceback instead.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
+from pydantic import BaseModel
 from typer.core import TyperGroup
 
 from facekey.config import Settings
@@ -171,8 +173,17 @@ def storage() -> Iterator[tuple[Database, Vault]]:
 
 
 def emit(payload: Any) -> None:
-    """Print ``payload`` as indented JSON on stdout."""
-    typer.echo(json.dumps(payload, indent=2, default=str))
+    """Print ``payload`` as indented JSON on stdout: results (dataclasses, pydantic models)
+    by their fields, anything else JSON has no type for (paths, times) as text."""
+    typer.echo(json.dumps(payload, indent=2, default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return str(value)
 
 
 @contextmanager

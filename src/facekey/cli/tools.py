@@ -179,14 +179,12 @@ def liveness_calibrate(
     ] = None,
 ) -> None:
     """Choose the thresholds where every attack source's APCER ≤ --apcer; write the file."""
-    from dataclasses import asdict
-
     from facekey.evaluation.liveness_calibration import run_passive_calibration
 
     threshold = run_passive_calibration(
         live=live, attacks=attack or [], sources=sources, sessions=sessions, apcer=apcer, out=out
     )
-    emit(asdict(threshold))
+    emit(threshold)
 
 
 @liveness_app.command("dev-sources")

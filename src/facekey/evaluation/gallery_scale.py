@@ -320,7 +320,7 @@ def _bulk_load(settings: Settings, info: EngineInfo, data: ScaleData) -> tuple[s
     database, vault = open_storage(settings)
     try:
         # The network names the bench's engine id: no engine is loaded, templates are given.
-        network_id = create_network(database, vault, "gallery-bench", engine=info.id)["network_id"]
+        network_id = create_network(database, vault, "gallery-bench", engine=info.id).network_id
         started = time.perf_counter()
         chunks = load_templates(database, vault, network_id, info, data.gallery)
         seconds = time.perf_counter() - started

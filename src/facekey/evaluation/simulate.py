@@ -164,8 +164,8 @@ def open_network(platform: Platform, engine: str, *, retain_images: bool = False
         engine=engine,
         retain_images=retain_images,
     )
-    key_id = parse_token(network["api_keys"]["admin"]).key_id
-    return Principal(key_id, network["network_id"], Scope.ADMIN)
+    key_id = parse_token(network.api_keys["admin"]).key_id
+    return Principal(key_id, network.network_id, Scope.ADMIN)
 
 
 def labelled_people(images: Path) -> list[Person]:
@@ -256,12 +256,12 @@ def _enrolment_photos(
 
 
 def devices_for(platform: Platform, network_id: str, attempts: int) -> list[DeviceIdentity]:
-    merchant = add_merchant(platform.database, network_id, "Simulated Grocer")["merchant_id"]
+    merchant = add_merchant(platform.database, network_id, "Simulated Grocer").merchant_id
     devices = []
     for number in range(max(1, -(-attempts // ATTEMPTS_PER_DEVICE))):
-        store = add_store(platform.database, network_id, merchant, f"store {number}")["store_id"]
+        store = add_store(platform.database, network_id, merchant, f"store {number}").store_id
         device = add_device(platform.database, platform.vault, network_id, store)
-        devices.append(DeviceIdentity(device["device_id"], network_id, store, merchant))
+        devices.append(DeviceIdentity(device.device_id, network_id, store, merchant))
     return devices
 
 
@@ -363,20 +363,18 @@ def _one(
         return Outcome(attempt, "error", "error", type(exc).__name__, False, 0.0)
     latency = (time.perf_counter() - start) * 1000
     final = first
-    if first["decision"] == "step_up":
+    if first.decision == "step_up":
         final = checkout_flow.step_up(
             platform,
             admin,
             device,
-            first["authorization_id"],
+            first.authorization_id,
             phone_digits=attempt.digits,
             image=image,
         )
-    charged = tokens.get(final.get("payment_token") or "")
-    false_charge = final["decision"] == "approved" and charged != attempt.person
-    return Outcome(
-        attempt, first["decision"], final["decision"], final["reason"], false_charge, latency
-    )
+    charged = tokens.get(final.payment_token or "")
+    false_charge = final.decision == "approved" and charged != attempt.person
+    return Outcome(attempt, first.decision, final.decision, final.reason, false_charge, latency)
 
 
 def _summary(

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pydantic import JsonValue
 from sqlalchemy.orm import Session
 
 from facekey.flows.auth import Principal
@@ -17,7 +16,7 @@ def log_subject_event(
     subject: Subject,
     action: str,
     outcome: str,
-    details: dict[str, Any] | None = None,
+    details: dict[str, JsonValue] | None = None,
 ) -> None:
     """Append one event about ``subject`` by ``principal`` to the network's audit chain."""
     audit.append_event(

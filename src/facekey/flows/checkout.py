@@ -22,8 +22,9 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from sqlalchemy.orm import Session
 
 from facekey.calibration import UNMASKED
@@ -112,9 +113,81 @@ class CheckoutRequest:
         return hashlib.sha256("\n".join(fields).encode()).hexdigest()
 
 
+class StepUpPrompt(BaseModel):
+    """What the terminal asks the customer for to finish a step-up."""
+
+    model_config = ConfigDict(frozen=True)
+
+    method: risk.StepUpMethod | None = Field(description="phone_digits or pin")
+    digits: int = Field(description="how many digits to ask for")
+
+
+class CheckoutAnswer(BaseModel):
+    """A checkout's decision. Only an approval carries the payment fields and only a step-up
+    its prompt; a retried request (same idempotency key) says replayed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    authorization_id: str
+    decision: risk.DecisionKind
+    reason: str
+    policy_version: str
+    amount: int = Field(description="minor units (cents)")
+    currency: str
+    step_up: StepUpPrompt | None = None
+    payment_token: str | None = Field(default=None, description="the subject's token reference")
+    customer_id: str | None = Field(default=None, description="stable per merchant and subject")
+    personalization: dict[str, JsonValue] | None = Field(
+        default=None, description="this merchant's preferences, under personalization consent"
+    )
+    replayed: bool = Field(default=False, description="the answer of an earlier identical call")
+
+
+class LedgerEntry(BaseModel):
+    """An authorization as its merchant sees it: no biometric data, no payment token."""
+
+    model_config = ConfigDict(frozen=True)
+
+    authorization_id: str
+    merchant_id: str
+    store_id: str
+    device_id: str
+    decision: risk.DecisionKind
+    status: Literal["final", "pending_step_up"]
+    reason: str
+    amount: int
+    currency: str
+    policy_version: str
+    created_at: str
+    latency_ms: float | None
+    evidence: dict[str, JsonValue]
+
+
+class MerchantDay(BaseModel):
+    """One merchant's authorizations in one currency over one UTC day."""
+
+    model_config = ConfigDict(frozen=True)
+
+    merchant_id: str
+    currency: str
+    approved_count: int
+    approved_amount_minor: int
+    step_up_count: int
+    declined_count: int
+
+
+class DailyTotals(BaseModel):
+    """Per merchant and currency: approvals, amounts, step-ups and declines of a UTC day."""
+
+    model_config = ConfigDict(frozen=True)
+
+    day: str
+    merchants: list[MerchantDay]
+
+
 def checkout(
     platform: Platform, principal: Principal, device: DeviceIdentity, request: CheckoutRequest
-) -> dict[str, Any]:
+) -> CheckoutAnswer:
     """Decide a checkout; a retry with the same idempotency key returns the same answer."""
     started = time.perf_counter()
     principal.require(Scope.TERMINAL)
@@ -185,7 +258,7 @@ def step_up(
     pin: str | None = None,
     image: bytes | None = None,
     template: bytes | None = None,
-) -> dict[str, Any]:
+) -> CheckoutAnswer:
     """Finish a pending checkout with the phone's last 4 digits or a PIN."""
     principal.require(Scope.TERMINAL)
     if (phone_digits is None) == (pin is None):
@@ -217,9 +290,7 @@ def step_up(
         return _answer(platform, session, network, row)
 
 
-def authorization(
-    platform: Platform, principal: Principal, authorization_id: str
-) -> dict[str, Any]:
+def authorization(platform: Platform, principal: Principal, authorization_id: str) -> LedgerEntry:
     """A ledger entry for the merchant (no biometric data, no payment token)."""
     principal.require(Scope.TERMINAL)
     with platform.database.session() as session:
@@ -231,7 +302,7 @@ def authorization(
         return _ledger_view(row)
 
 
-def daily_totals(platform: Platform, principal: Principal, day: str) -> dict[str, Any]:
+def daily_totals(platform: Platform, principal: Principal, day: str) -> DailyTotals:
     """Per merchant and currency: approvals, amounts, step-ups and declines of a UTC day."""
     principal.require(Scope.ADMIN)
     try:
@@ -242,7 +313,7 @@ def daily_totals(platform: Platform, principal: Principal, day: str) -> dict[str
         raise InvalidRequest("day must be before 9999-12-31")
     with platform.database.session() as session:
         totals = ledger.daily_totals(session, network_id=principal.network_id, day=date)
-    return {"day": day, "merchants": [vars(t) | {} for t in totals]}
+    return DailyTotals(day=day, merchants=[MerchantDay(**vars(t)) for t in totals])
 
 
 # ---------------------------------------------------------------------- face-only decision
@@ -482,66 +553,92 @@ def _finish_step_up(
 
 def _answer(
     platform: Platform, session: Session, network: Network, row: Authorization
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "authorization_id": row.id,
-        "decision": row.decision,
-        "reason": row.reason,
-        "policy_version": row.policy_version,
-        "amount": row.amount_minor,
-        "currency": row.currency,
-    }
+) -> CheckoutAnswer:
+    answer = CheckoutAnswer(
+        authorization_id=row.id,
+        decision=_decision_kind(row.decision),
+        reason=row.reason,
+        policy_version=row.policy_version,
+        amount=row.amount_minor,
+        currency=row.currency,
+    )
     if row.decision == "step_up":
-        body["step_up"] = {"method": row.step_up_method, "digits": 4}
+        method = _STEP_UP_METHODS.get(row.step_up_method or "")
+        return answer.model_copy(update={"step_up": StepUpPrompt(method=method, digits=4)})
     if row.decision == "approved" and row.subject_id:
-        body |= _approval(platform, session, network, row)
-    return body
+        return answer.model_copy(update=vars(_approval(platform, session, network, row)))
+    return answer
+
+
+@dataclass(frozen=True)
+class _Approval:
+    """The fields only an approval has (all None once its subject is erased)."""
+
+    payment_token: str | None = None
+    customer_id: str | None = None
+    personalization: dict[str, JsonValue] | None = None
 
 
 def _approval(
     platform: Platform, session: Session, network: Network, row: Authorization
-) -> dict[str, Any]:
+) -> _Approval:
     subject = session.get(Subject, row.subject_id)
     if subject is None or subject.status != "active":
-        return {"payment_token": None, "customer_id": None, "personalization": None}
+        return _Approval()
     key = platform.vault.subject_key(subject)
     token = subject.sealed_payment_token
-    return {
-        "payment_token": (
+    return _Approval(
+        payment_token=(
             open_text(key, token, subject_id=subject.id, field="payment-token") if token else None
         ),
-        "customer_id": platform.vault.customer_pseudonym(network, subject.id, row.merchant_id),
-        "personalization": preferences_for(platform, session, subject, row.merchant_id),
-    }
+        customer_id=platform.vault.customer_pseudonym(network, subject.id, row.merchant_id),
+        personalization=preferences_for(platform, session, subject, row.merchant_id),
+    )
 
 
 def _replayed_answer(
     platform: Platform, session: Session, row: Authorization, digest: str
-) -> dict[str, Any]:
+) -> CheckoutAnswer:
     if row.request_hash != digest:
         raise IdempotencyConflict("this idempotency key was used for a different request")
     network = network_of(platform, row.network_id)
-    return _answer(platform, session, network, row) | {"replayed": True}
+    return _answer(platform, session, network, row).model_copy(update={"replayed": True})
 
 
-def _ledger_view(row: Authorization) -> dict[str, Any]:
+def _ledger_view(row: Authorization) -> LedgerEntry:
     evidence = json.loads(row.evidence)
     evidence.pop("probe", None)
-    return {
-        "authorization_id": row.id,
-        "merchant_id": row.merchant_id,
-        "store_id": row.store_id,
-        "device_id": row.device_id,
-        "decision": row.decision,
-        "status": row.status,
-        "reason": row.reason,
-        "amount": row.amount_minor,
-        "currency": row.currency,
-        "policy_version": row.policy_version,
-        "created_at": row.created_at.isoformat(),
-        "latency_ms": row.latency_ms,
-        "evidence": evidence,
-    }
+    return LedgerEntry(
+        authorization_id=row.id,
+        merchant_id=row.merchant_id,
+        store_id=row.store_id,
+        device_id=row.device_id,
+        decision=_decision_kind(row.decision),
+        status="final" if row.status == "final" else "pending_step_up",
+        reason=row.reason,
+        amount=row.amount_minor,
+        currency=row.currency,
+        policy_version=row.policy_version,
+        created_at=row.created_at.isoformat(),
+        latency_ms=row.latency_ms,
+        evidence=evidence,
+    )
+
+
+#: The ledger's text columns as their types (the table's check constraints admit no others).
+_DECISIONS: Final[dict[str, risk.DecisionKind]] = {
+    "approved": "approved",
+    "step_up": "step_up",
+    "declined": "declined",
+}
+_STEP_UP_METHODS: Final[dict[str, risk.StepUpMethod]] = {
+    "phone_digits": "phone_digits",
+    "pin": "pin",
+}
+
+
+def _decision_kind(stored: str) -> risk.DecisionKind:
+    return _DECISIONS[stored]
 
 
 # ---------------------------------------------------------------------- helpers

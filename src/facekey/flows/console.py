@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy import select
 
@@ -123,9 +123,21 @@ def merchant_names(platform: Platform, principal: Principal) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class AuditLine:
+    """One audit event as the console lists it (the subject by pseudonym)."""
+
+    sequence: int
+    occurred_at: datetime
+    actor: str
+    action: str
+    subject: str | None
+    outcome: str
+
+
+@dataclass(frozen=True)
 class AuditView:
     report: ChainReport
-    recent: list[dict[str, Any]]
+    recent: list[AuditLine]
 
 
 def audit_view(platform: Platform, principal: Principal) -> AuditView:
@@ -140,14 +152,7 @@ def audit_view(platform: Platform, principal: Principal) -> AuditView:
             .limit(RECENT_EVENTS)
         )
         recent = [
-            {
-                "sequence": e.sequence,
-                "occurred_at": e.occurred_at,
-                "actor": e.actor,
-                "action": e.action,
-                "subject": e.subject_pseudonym,
-                "outcome": e.outcome,
-            }
+            AuditLine(e.sequence, e.occurred_at, e.actor, e.action, e.subject_pseudonym, e.outcome)
             for e in events
         ]
     return AuditView(report, recent)

@@ -13,7 +13,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -45,25 +44,58 @@ class DeviceIdentity:
     merchant_id: str
 
 
-def add_merchant(database: Database, network_id: str, name: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class AddedMerchant:
+    merchant_id: str
+    network_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class AddedStore:
+    store_id: str
+    merchant_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class AddedDevice:
+    """A registered terminal and its HMAC secret (encoded; shown only here)."""
+
+    device_id: str
+    store_id: str
+    merchant_id: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class DisabledDevice:
+    """A device disabled, and how many of its own API keys were revoked."""
+
+    device_id: str
+    disabled: bool
+    keys_revoked: int
+
+
+def add_merchant(database: Database, network_id: str, name: str) -> AddedMerchant:
     with database.session() as session:
         if tenants.get_network(session, network_id=network_id) is None:
             raise NotFound(f"no network {network_id}")
         merchant = tenants.create_merchant(session, network_id=network_id, name=name)
-        return {"merchant_id": merchant.id, "network_id": network_id, "name": name}
+        return AddedMerchant(merchant.id, network_id, name)
 
 
-def add_store(database: Database, network_id: str, merchant_id: str, name: str) -> dict[str, Any]:
+def add_store(database: Database, network_id: str, merchant_id: str, name: str) -> AddedStore:
     with database.session() as session:
         if tenants.get_merchant(session, network_id=network_id, merchant_id=merchant_id) is None:
             raise NotFound(f"no merchant {merchant_id} in network {network_id}")
         store = tenants.create_store(session, merchant_id=merchant_id, name=name)
-        return {"store_id": store.id, "merchant_id": merchant_id, "name": name}
+        return AddedStore(store.id, merchant_id, name)
 
 
 def add_device(
     database: Database, vault: Vault, network_id: str, store_id: str, name: str | None = None
-) -> dict[str, Any]:
+) -> AddedDevice:
     """Register a terminal; its secret is returned here and never again."""
     with database.session() as session:
         return register_device(session, vault, network_id=network_id, store_id=store_id, name=name)
@@ -71,7 +103,7 @@ def add_device(
 
 def register_device(
     session: Session, vault: Vault, *, network_id: str, store_id: str, name: str | None
-) -> dict[str, Any]:
+) -> AddedDevice:
     """Add a device to a store in the caller's transaction: its id, store, merchant and
     secret (base64url), which is never shown again."""
     device_id = new_id()
@@ -88,21 +120,16 @@ def register_device(
         kek_id=vault.kek.key_id,
         name=name,
     )
-    return {
-        "device_id": device_id,
-        "store_id": store_id,
-        "merchant_id": store.merchant_id,
-        "secret": signing.encode_secret(secret),
-    }
+    return AddedDevice(device_id, store_id, store.merchant_id, signing.encode_secret(secret))
 
 
-def disable_device(database: Database, network_id: str, device_id: str) -> dict[str, Any]:
+def disable_device(database: Database, network_id: str, device_id: str) -> DisabledDevice:
     """Disable a device for good: its next signed call is refused, its own API keys revoked."""
     with database.session() as session:
         if not tenants.disable_device(session, network_id=network_id, device_id=device_id):
             raise NotFound(f"no device {device_id} in network {network_id}")
         revoked = fleet.revoke_device_keys(session, device_id=device_id, now=utcnow())
-    return {"device_id": device_id, "disabled": True, "keys_revoked": revoked}
+    return DisabledDevice(device_id, disabled=True, keys_revoked=revoked)
 
 
 def verify_terminal_call(

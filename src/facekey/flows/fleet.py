@@ -34,10 +34,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from sqlalchemy.orm import Session
 
 from facekey.errors import AuthenticationFailed, InvalidRequest, NotFound
-from facekey.flows.devices import DeviceIdentity, register_device
+from facekey.flows.devices import AddedDevice, DeviceIdentity, register_device
 from facekey.flows.protection import Vault
 from facekey.security.api_keys import Scope, hash_secret, issue_key, verify_secret
 from facekey.store import audit, fleet, tenants
@@ -67,6 +68,8 @@ _MAX_ERROR = 500
 _MAX_MODELS = 16
 
 Health = Literal["ok", "degraded", "offline", "disabled", "never_seen"]
+#: A setting's value (JSON keeps 30 and 30.5 apart; so do the answers).
+Number = int | float
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ class HeartbeatReport:
     release_id: str | None = None
 
     @classmethod
-    def parse(cls, body: Mapping[str, Any]) -> HeartbeatReport:
+    def parse(cls, body: Mapping[str, JsonValue]) -> HeartbeatReport:
         """From the heartbeat's JSON object; InvalidRequest when a field is malformed."""
         version = body.get("software_version")
         if not isinstance(version, str) or not _TEXT.fullmatch(version):
@@ -131,7 +134,7 @@ class Release:
     release_id: str
     software_version: str
     models: tuple[ModelVersion, ...]
-    settings: dict[str, Any]
+    settings: dict[str, Number]
     store_id: str | None
     rollout_percent: float
 
@@ -143,9 +146,16 @@ class Release:
             row.id, row.software_version, models, settings, row.store_id, row.rollout_percent
         )
 
-    def view(self) -> dict[str, Any]:
-        """The JSON form."""
-        return asdict(self) | {"models": [asdict(m) for m in self.models]}
+    def view(self) -> ReleaseView:
+        """The API's form."""
+        return ReleaseView(
+            release_id=self.release_id,
+            software_version=self.software_version,
+            models=list(self.models),
+            settings=self.settings,
+            store_id=self.store_id,
+            rollout_percent=self.rollout_percent,
+        )
 
 
 @dataclass(frozen=True)
@@ -196,18 +206,120 @@ class ReleaseCache:
         return book
 
 
+class _Answer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ReleaseView(_Answer):
+    """A desired configuration: software, model files and settings, for a network or a
+    store, rolled out to a percentage of its devices."""
+
+    release_id: str
+    software_version: str
+    models: list[ModelVersion]
+    settings: dict[str, Number] = Field(description="by name; see SETTING_RANGES")
+    store_id: str | None = Field(description="None: the whole network")
+    rollout_percent: float
+
+
+class DesiredConfiguration(_Answer):
+    """What a device should run (None: the software's defaults) and how often to beat."""
+
+    release: ReleaseView | None
+    heartbeat_s: Number
+
+
+class EnrolmentToken(_Answer):
+    """A one-time device enrolment token (shown only here) for a store, and its expiry."""
+
+    token: str
+    token_id: str
+    store_id: str
+    expires_at: str
+
+
+class EnrolledDevice(_Answer):
+    """A provisioned device: its id, store, HMAC secret and API key (shown only here)."""
+
+    device_id: str
+    store_id: str
+    merchant_id: str
+    secret: str
+    network_id: str
+    api_key: str
+    heartbeat_s: int
+
+
+class PinnedDevice(_Answer):
+    """The release a device is held on (None: it follows the rollouts)."""
+
+    device_id: str
+    pinned_release_id: str | None
+
+
+class DeviceView(_Answer):
+    """A device's health, what it runs and what it should run. The fields of its last
+    heartbeat are absent until it sends one (last_seen_at is then null)."""
+
+    device_id: str
+    name: str | None
+    store_id: str
+    health: Health
+    pinned_release_id: str | None
+    desired_release_id: str | None
+    last_seen_at: str | None
+    software_version: str | None = None
+    models: list[ModelVersion] | None = None
+    uptime_s: int | None = None
+    last_error: str | None = None
+    camera: str | None = None
+    release_id: str | None = None
+
+
+class ScreeningStored(_Answer):
+    """A kiosk's hourly totals, stored."""
+
+    hour: str
+    stored: bool
+
+
+class ScreeningHour(_Answer):
+    """One hour's totals over the network's kiosks."""
+
+    hour: str
+    kiosks: int
+    screened: int
+    referred: int
+    failed: int
+
+
+class ScreeningDay(_Answer):
+    """A network's screening totals per hour of a UTC day (hours without counts left out)."""
+
+    day: str
+    hours: list[ScreeningHour]
+
+
+@dataclass(frozen=True)
+class FleetGauges:
+    """For the metrics: (network, version, devices) online, (network, enabled, devices)."""
+
+    online: list[tuple[str, str, int]]
+    registered: list[tuple[str, bool, int]]
+
+
 def _models(value: object) -> tuple[ModelVersion, ...]:
     if not isinstance(value, list) or len(value) > _MAX_MODELS:
         raise InvalidRequest(f"models is a list of at most {_MAX_MODELS} models")
     return tuple(ModelVersion.parse(m) for m in value)
 
 
-def _optional_text(body: Mapping[str, Any], name: str, limit: int) -> str | None:
+def _optional_text(body: Mapping[str, JsonValue], name: str, limit: int) -> str | None:
     value = body.get(name)
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > limit:
-        raise InvalidRequest(f"{name} is text of at most {limit} characters")
+    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+        raise InvalidRequest(f"{name} is text of at most {limit} characters (and no NUL)")
     return value or None
 
 
@@ -221,7 +333,7 @@ def issue_enrolment_token(
     *,
     name: str | None = None,
     ttl: timedelta = TOKEN_TTL,
-) -> dict[str, Any]:
+) -> EnrolmentToken:
     """A one-time token that provisions one device into ``store_id``; shown only here."""
     if not timedelta(minutes=1) <= ttl <= MAX_TOKEN_TTL:
         raise InvalidRequest("an enrolment token lives between one minute and 30 days")
@@ -238,15 +350,15 @@ def issue_enrolment_token(
             expires_at=expires_at,
             name=name,
         )
-    return {
-        "token": f"fe_{token_id}_{secret}",
-        "token_id": token_id,
-        "store_id": store_id,
-        "expires_at": expires_at.isoformat(),
-    }
+    return EnrolmentToken(
+        token=f"fe_{token_id}_{secret}",
+        token_id=token_id,
+        store_id=store_id,
+        expires_at=expires_at.isoformat(),
+    )
 
 
-def enrol_device(database: Database, vault: Vault, token: str) -> dict[str, Any]:
+def enrol_device(database: Database, vault: Vault, token: str) -> EnrolledDevice:
     """Provision a device from a one-time token: its id, secret and API key, shown once."""
     match = _TOKEN.fullmatch(token.strip())
     if match is None:
@@ -261,14 +373,22 @@ def enrol_device(database: Database, vault: Vault, token: str) -> dict[str, Any]
         device = register_device(
             session, vault, network_id=row.network_id, store_id=row.store_id, name=row.name
         )
-        fleet.bind_enrolment_token(session, token_id=row.id, device_id=device["device_id"])
-        key = issue_device_key(session, row.network_id, device["device_id"])
-        _audit(session, row.network_id, "device.enrol", {"device_id": device["device_id"]})
-    return device | {
-        "network_id": row.network_id,
-        "api_key": key,
-        "heartbeat_s": DEFAULT_HEARTBEAT_S,
-    }
+        fleet.bind_enrolment_token(session, token_id=row.id, device_id=device.device_id)
+        key = issue_device_key(session, row.network_id, device.device_id)
+        _audit(session, row.network_id, "device.enrol", {"device_id": device.device_id})
+    return _enrolled(device, row.network_id, key)
+
+
+def _enrolled(device: AddedDevice, network_id: str, key: str) -> EnrolledDevice:
+    return EnrolledDevice(
+        device_id=device.device_id,
+        store_id=device.store_id,
+        merchant_id=device.merchant_id,
+        secret=device.secret,
+        network_id=network_id,
+        api_key=key,
+        heartbeat_s=DEFAULT_HEARTBEAT_S,
+    )
 
 
 def issue_device_key(session: Session, network_id: str, device_id: str) -> str:
@@ -286,7 +406,7 @@ def issue_device_key(session: Session, network_id: str, device_id: str) -> str:
     return issued.token
 
 
-def _audit(session: Session, network_id: str, action: str, details: dict[str, Any]) -> None:
+def _audit(session: Session, network_id: str, action: str, details: dict[str, JsonValue]) -> None:
     audit.append_event(
         session,
         network_id=network_id,
@@ -312,11 +432,11 @@ def create_release(
     network_id: str,
     *,
     software_version: str,
-    models: Sequence[Mapping[str, Any]] = (),
-    settings: Mapping[str, Any] | None = None,
+    models: Sequence[object] = (),
+    settings: Mapping[str, JsonValue] | None = None,
     rollout_percent: float = 100.0,
     store_id: str | None = None,
-) -> dict[str, Any]:
+) -> ReleaseView:
     """A desired configuration for the network's (or one store's) devices."""
     if not _TEXT.fullmatch(software_version):
         raise InvalidRequest("software_version is 1-64 printable ASCII characters")
@@ -341,7 +461,7 @@ def create_release(
 
 def set_rollout(
     database: Database, network_id: str, release_id: str, rollout_percent: float
-) -> dict[str, Any]:
+) -> ReleaseView:
     """Widen (or narrow) a release to ``rollout_percent`` of its devices."""
     _check_percent(rollout_percent)
     with database.session() as session:
@@ -360,7 +480,7 @@ def set_rollout(
 
 def pin_device(
     database: Database, network_id: str, device_id: str, release_id: str | None
-) -> dict[str, Any]:
+) -> PinnedDevice:
     """Hold a device on a release whatever the rollouts say (``None``: release the pin)."""
     with database.session() as session:
         _network_device(session, network_id, device_id)
@@ -370,7 +490,7 @@ def pin_device(
         ):
             raise NotFound(f"no release {release_id} in network {network_id}")
         fleet.set_pin(session, device_id=device_id, release_id=release_id)
-    return {"device_id": device_id, "pinned_release_id": release_id}
+    return PinnedDevice(device_id=device_id, pinned_release_id=release_id)
 
 
 def _check_percent(value: float) -> None:
@@ -387,8 +507,8 @@ SETTING_RANGES: Final[dict[str, tuple[float, float]]] = {
 }
 
 
-def _settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    chosen: dict[str, Any] = {}
+def _settings(settings: Mapping[str, JsonValue]) -> dict[str, Number]:
+    chosen: dict[str, Number] = {}
     for name, value in settings.items():
         if name not in SETTING_RANGES:
             raise InvalidRequest(f"unknown setting {name!r}; known: {', '.join(SETTING_RANGES)}")
@@ -411,7 +531,7 @@ def heartbeat(
     device: DeviceIdentity,
     report: HeartbeatReport,
     releases: ReleaseCache | None = None,
-) -> dict[str, Any]:
+) -> DesiredConfiguration:
     """Record a device's heartbeat; the answer is its desired release and period."""
     with database.session() as session:
         fleet.record_status(session, status=_status_row(device, report, utcnow()))
@@ -421,17 +541,17 @@ def heartbeat(
 
 def desired_configuration(
     database: Database, device: DeviceIdentity, releases: ReleaseCache | None = None
-) -> dict[str, Any]:
+) -> DesiredConfiguration:
     """A device's desired release and period, without a heartbeat."""
     with database.read_session() as session:
         book = (releases or ReleaseCache(0.0)).book(session, device.network_id)
     return _desired(book.choose(device.device_id, device.store_id))
 
 
-def _desired(release: Release | None) -> dict[str, Any]:
+def _desired(release: Release | None) -> DesiredConfiguration:
+    period = None if release is None else release.settings.get("heartbeat_s")
     view = None if release is None else release.view()
-    period = DEFAULT_HEARTBEAT_S if view is None else view["settings"].get("heartbeat_s")
-    return {"release": view, "heartbeat_s": period or DEFAULT_HEARTBEAT_S}
+    return DesiredConfiguration(release=view, heartbeat_s=period or DEFAULT_HEARTBEAT_S)
 
 
 def _status_row(device: DeviceIdentity, report: HeartbeatReport, now: datetime) -> DeviceStatus:
@@ -458,7 +578,7 @@ def list_devices(
     limit: int = 100,
     offset: int = 0,
     device_id: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[DeviceView]:
     """Devices with last-seen time, health, what they run and what they should run."""
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise InvalidRequest(f"limit is 1 to {MAX_PAGE}, offset not negative")
@@ -474,7 +594,7 @@ def list_devices(
     ]
 
 
-def device_health(database: Database, network_id: str, device_id: str) -> dict[str, Any]:
+def device_health(database: Database, network_id: str, device_id: str) -> DeviceView:
     """One device's view (see :func:`list_devices`)."""
     found = list_devices(database, network_id, limit=1, device_id=device_id)
     if not found:
@@ -499,21 +619,21 @@ def _device_view(
     pin: str | None,
     desired: Release | None,
     now: datetime,
-) -> dict[str, Any]:
-    reported = (
+) -> DeviceView:
+    reported: dict[str, Any] = (
         {}
         if status is None
         else {
             "last_seen_at": status.last_seen_at.isoformat(),
             "software_version": status.software_version,
-            "models": json.loads(status.models),
+            "models": [ModelVersion(**m) for m in json.loads(status.models)],
             "uptime_s": status.uptime_s,
             "last_error": status.last_error,
             "camera": status.camera,
             "release_id": status.release_id,
         }
     )
-    return {
+    fields: dict[str, Any] = {
         "device_id": device.id,
         "name": device.name,
         "store_id": device.store_id,
@@ -521,16 +641,17 @@ def _device_view(
         "pinned_release_id": pin,
         "desired_release_id": None if desired is None else desired.release_id,
         "last_seen_at": None,
-    } | reported
+    }
+    return DeviceView(**(fields | reported))
 
 
-def fleet_gauges(database: Database, now: datetime | None = None) -> dict[str, Any]:
+def fleet_gauges(database: Database, now: datetime | None = None) -> FleetGauges:
     """Devices online by network and software version, and devices by network and state."""
     since = (now or datetime.now(UTC)) - OFFLINE_AFTER
     with database.read_session() as session:
         online = fleet.online_by_version(session, since=since)
         counts = fleet.device_counts(session)
-    return {"online": online, "registered": counts}
+    return FleetGauges(online, counts)
 
 
 # ---------------------------------------------------------------------- screening counts
@@ -546,7 +667,7 @@ class ScreeningCounts:
     failed: int
 
     @classmethod
-    def parse(cls, body: Mapping[str, Any]) -> ScreeningCounts:
+    def parse(cls, body: Mapping[str, JsonValue]) -> ScreeningCounts:
         """From ``{"hour": ISO time on the hour, "screened", "referred", "failed"}``."""
         hour = _hour(body.get("hour"))
         numbers = [body.get(k) for k in ("screened", "referred", "failed")]
@@ -576,7 +697,7 @@ def _hour(value: object) -> datetime:
 
 def record_screening_counts(
     database: Database, device: DeviceIdentity, counts: ScreeningCounts
-) -> dict[str, Any]:
+) -> ScreeningStored:
     """Store a kiosk's hourly totals (its later report of the same hour replaces them)."""
     row = ScreeningCount(
         device_id=device.device_id,
@@ -589,24 +710,23 @@ def record_screening_counts(
     )
     with database.session() as session:
         fleet.record_screening_counts(session, row=row)
-    return {"hour": counts.hour.isoformat(), "stored": True}
+    return ScreeningStored(hour=counts.hour.isoformat(), stored=True)
 
 
-def screening_day(database: Database, network_id: str, day: str) -> dict[str, Any]:
+def screening_day(database: Database, network_id: str, day: str) -> ScreeningDay:
     """A network's screening totals per hour of a UTC day."""
     try:
         start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
-    except ValueError as exc:
-        raise InvalidRequest("day must be a date written YYYY-MM-DD") from exc
+        end = start + timedelta(days=1)  # 9999-12-31 has no day after it
+    except (ValueError, OverflowError) as exc:
+        raise InvalidRequest("day must be a date written YYYY-MM-DD, before 9999-12-31") from exc
     with database.read_session() as session:
-        rows = fleet.screening_totals(
-            session, network_id=network_id, start=start, end=start + timedelta(days=1)
-        )
+        rows = fleet.screening_totals(session, network_id=network_id, start=start, end=end)
     hours = [
-        {"hour": h.isoformat(), "kiosks": k, "screened": s, "referred": r, "failed": f}
+        ScreeningHour(hour=h.isoformat(), kiosks=k, screened=s, referred=r, failed=f)
         for h, k, s, r, f in rows
     ]
-    return {"day": day, "hours": hours}
+    return ScreeningDay(day=day, hours=hours)
 
 
 def _require_store(session: Session, network_id: str, store_id: str) -> None:

@@ -16,8 +16,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import asdict
-from typing import Any
 
 from sqlalchemy import select
 
@@ -28,7 +26,7 @@ from facekey.flows.protection import Vault
 from facekey.gallery.backend import GalleryBackend
 from facekey.gallery.frozen import BaseSpec
 from facekey.gallery.index import GalleryIndex
-from facekey.gallery.snapshot import Identity, SnapshotStore
+from facekey.gallery.snapshot import Identity, SnapshotInfo, SnapshotStore
 from facekey.gallery.sync import GalleryRegistry
 from facekey.store import tenants
 from facekey.store.database import Database
@@ -144,7 +142,7 @@ def write_snapshots(
     *,
     network_id: str | None = None,
     min_changes: int = 1,
-) -> list[dict[str, Any]]:
+) -> list[SnapshotInfo]:
     """Snapshot every gallery of every network (or of one network): one per engine it
     searches (two while it migrates)."""
     with database.session() as session:
@@ -159,7 +157,7 @@ def write_snapshots(
         for key in engine_keys_of(network):
             done = galleries.get(network.id, key).write_snapshot(min_changes=min_changes)
             if done is not None:
-                written.append({**asdict(done), "path": str(done.path)})
+                written.append(done)
     return written
 
 

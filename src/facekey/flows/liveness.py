@@ -40,9 +40,10 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from facekey.errors import (
@@ -179,6 +180,53 @@ class BoundFace:
         return best
 
 
+class OpenedSession(BaseModel):
+    """A new liveness session: its id, nonce, expiry and (challenge mode) its challenges."""
+
+    model_config = ConfigDict(frozen=True)
+
+    session_id: str
+    mode: Mode
+    nonce: str
+    expires_at: str
+    challenges: list[Challenge] = Field(description="to perform in this order (challenge mode)")
+
+
+class ChallengeResult(BaseModel):
+    """Whether a challenge was performed, at which frame, and by how much."""
+
+    model_config = ConfigDict(frozen=True)
+
+    challenge: Challenge
+    passed: bool
+    frame: int | None
+    amount: float
+
+
+class LivenessEvidence(BaseModel):
+    """Why: the numeric measures of the frames (by name), the reason a session is not live,
+    and each challenge's outcome."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    __pydantic_extra__: dict[str, float] = Field(init=False)
+
+    reason: str | None
+    challenges: list[ChallengeResult]
+
+
+class LivenessAnswer(BaseModel):
+    """A session's result. An inconclusive passive burst steps up: challenge names what
+    to perform and challenge_span_ms how long its frames may span (absent otherwise)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    session_id: str
+    result: Result
+    evidence: LivenessEvidence
+    challenge: Challenge | None = None
+    challenge_span_ms: int | None = None
+
+
 # ---------------------------------------------------------------------- create
 
 
@@ -190,7 +238,7 @@ def create_session(
     *,
     subject_id: str | None = None,
     challenges: Sequence[str] | None = None,
-) -> dict[str, Any]:
+) -> OpenedSession:
     """Open a session; ``challenges`` may be given (tests, kiosks with their own prompts)."""
     principal.require(Scope.ENROL, Scope.TERMINAL)
     chosen = _challenges_for(mode, challenges)
@@ -213,13 +261,13 @@ def create_session(
             subject_id=subject_id,
             created_at=now,
         )
-        return {
-            "session_id": row.id,
-            "mode": row.mode,
-            "nonce": row.nonce,
-            "expires_at": row.expires_at.isoformat(),
-            "challenges": list(chosen),
-        }
+        return OpenedSession(
+            session_id=row.id,
+            mode="challenge" if row.mode == "challenge" else "passive",
+            nonce=row.nonce,
+            expires_at=row.expires_at.isoformat(),
+            challenges=list(chosen),
+        )
 
 
 def _challenges_for(mode: str, challenges: Sequence[str] | None) -> tuple[Challenge, ...]:
@@ -293,7 +341,7 @@ def submit_frames(
     device: DeviceIdentity | None,
     session_id: str,
     submission: FrameSubmission,
-) -> dict[str, Any]:
+) -> LivenessAnswer:
     """Decide an open session from its frames; bad input fails it and raises precisely.
 
     An inconclusive first burst of a passive session steps up instead of finishing: the answer
@@ -309,17 +357,17 @@ def submit_frames(
     if _steps_up(view, analysis):
         return _step_up(platform, view, analysis)
     _finish(platform, view, analysis)
-    return {"session_id": view.id, "result": analysis.result, "evidence": _shown(analysis)}
+    return LivenessAnswer(session_id=view.id, result=analysis.result, evidence=_shown(analysis))
 
 
-def _shown(analysis: Analysis) -> dict[str, Any]:
-    evidence: dict[str, Any] = dict(analysis.evidence)
-    evidence["reason"] = analysis.reason
-    evidence["challenges"] = [
-        {"challenge": o.challenge, "passed": o.passed, "frame": o.frame, "amount": o.amount}
+def _shown(analysis: Analysis) -> LivenessEvidence:
+    challenges = [
+        ChallengeResult(challenge=o.challenge, passed=o.passed, frame=o.frame, amount=o.amount)
         for o in analysis.outcomes
     ]
-    return evidence
+    return LivenessEvidence.model_validate(
+        analysis.evidence | {"reason": analysis.reason, "challenges": challenges}
+    )
 
 
 def _steps_up(view: SessionView, analysis: Analysis) -> bool:
@@ -331,7 +379,7 @@ def _steps_up(view: SessionView, analysis: Analysis) -> bool:
     )
 
 
-def _step_up(platform: Platform, view: SessionView, analysis: Analysis) -> dict[str, Any]:
+def _step_up(platform: Platform, view: SessionView, analysis: Analysis) -> LivenessAnswer:
     """Keep the session open for one challenge, chosen here; remember the burst's face."""
     challenge = step_up_challenge()
     sealed = _sealed_best(platform, view, analysis)
@@ -345,13 +393,13 @@ def _step_up(platform: Platform, view: SessionView, analysis: Analysis) -> dict[
         )
     if not started:
         raise LivenessSessionClosed(f"liveness session {view.id} was decided by another request")
-    return {
-        "session_id": view.id,
-        "result": "inconclusive",
-        "challenge": challenge,
-        "challenge_span_ms": STEP_UP_SPAN_MS,
-        "evidence": _shown(analysis),
-    }
+    return LivenessAnswer(
+        session_id=view.id,
+        result="inconclusive",
+        evidence=_shown(analysis),
+        challenge=challenge,
+        challenge_span_ms=STEP_UP_SPAN_MS,
+    )
 
 
 def _open_session(

@@ -9,8 +9,8 @@ merchants they exclude.
 from __future__ import annotations
 
 import json
-from typing import Any
 
+from pydantic import BaseModel, ConfigDict, JsonValue
 from sqlalchemy.orm import Session
 
 from facekey.errors import InvalidRequest, NotFound
@@ -23,6 +23,25 @@ from facekey.store import personalization, subjects, tenants
 from facekey.store.tables import Subject
 
 MAX_PREFERENCES_BYTES = 4096
+
+
+class PreferencesStored(BaseModel):
+    """A merchant's preferences for a subject were stored (sealed)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    subject_id: str
+    merchant_id: str
+    stored: bool
+
+
+class Exclusions(BaseModel):
+    """The merchants a subject excludes from paying by face, after the change."""
+
+    model_config = ConfigDict(frozen=True)
+
+    subject_id: str
+    excluded_merchants: list[str]
 
 
 def _subject(session: Session, principal: Principal, subject_id: str) -> Subject:
@@ -41,8 +60,12 @@ def _merchant(session: Session, principal: Principal, merchant_id: str) -> None:
 
 
 def set_preferences(
-    platform: Platform, principal: Principal, subject_id: str, merchant_id: str, payload: Any
-) -> dict[str, Any]:
+    platform: Platform,
+    principal: Principal,
+    subject_id: str,
+    merchant_id: str,
+    payload: dict[str, JsonValue],
+) -> PreferencesStored:
     """Store a merchant's preferences for a subject (needs their personalization consent)."""
     principal.require(Scope.ENROL, Scope.TERMINAL)
     text = json.dumps(payload, separators=(",", ":"), sort_keys=True)
@@ -61,12 +84,12 @@ def set_preferences(
         log_subject_event(
             session, principal, subject, "preferences.set", "done", {"merchant_id": merchant_id}
         )
-    return {"subject_id": subject_id, "merchant_id": merchant_id, "stored": True}
+    return PreferencesStored(subject_id=subject_id, merchant_id=merchant_id, stored=True)
 
 
 def preferences_for(
     platform: Platform, session: Session, subject: Subject, merchant_id: str
-) -> Any | None:
+) -> dict[str, JsonValue] | None:
     """The merchant's preferences for a subject, only under personalization consent."""
     if "personalization" not in subjects.active_purposes(session, subject_id=subject.id):
         return None
@@ -77,12 +100,15 @@ def preferences_for(
         return None
     key = platform.vault.subject_key(subject)
     field = f"preferences:{merchant_id}"
-    return json.loads(open_text(key, sealed, subject_id=subject.id, field=field))
+    stored: dict[str, JsonValue] = json.loads(
+        open_text(key, sealed, subject_id=subject.id, field=field)
+    )
+    return stored
 
 
 def set_exclusion(
     platform: Platform, principal: Principal, subject_id: str, merchant_id: str, *, excluded: bool
-) -> dict[str, Any]:
+) -> Exclusions:
     """A consumer excludes (or re-includes) a merchant from paying by face."""
     principal.require(Scope.PRIVACY)
     with platform.database.session() as session:
@@ -105,4 +131,4 @@ def set_exclusion(
             {"merchant_id": merchant_id},
         )
         current = sorted(personalization.excluded_merchants(session, subject_id=subject.id))
-    return {"subject_id": subject_id, "excluded_merchants": current}
+    return Exclusions(subject_id=subject_id, excluded_merchants=current)

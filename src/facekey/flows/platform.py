@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import select
 
@@ -16,6 +16,7 @@ from facekey.engines.base import Engine, EngineInfo
 from facekey.flows.galleries import open_galleries, write_snapshots
 from facekey.flows.protection import Vault, engine_key_of
 from facekey.flows.risk import RiskConfig
+from facekey.gallery.snapshot import SnapshotInfo
 from facekey.gallery.sync import GalleryRegistry
 from facekey.imaging import decode_image
 from facekey.pipeline import Face, FacePipeline
@@ -188,7 +189,7 @@ class Platform:
 
     def write_snapshots(
         self, *, network_id: str | None = None, min_changes: int = 1
-    ) -> list[dict[str, Any]]:
+    ) -> list[SnapshotInfo]:
         """Seal a snapshot of every network's gallery (or one network's) that changed."""
         return write_snapshots(
             self.galleries,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -37,7 +36,17 @@ class _Opened:
     transform: TemplateTransform
 
 
-def renew_transform(database: Database, vault: Vault, network_id: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Renewal:
+    """What a renewal moved: every template, to the transform of ``transform_version``."""
+
+    network_id: str
+    transform_version: int
+    templates_moved: int
+    liveness_sessions_cleared: int
+
+
+def renew_transform(database: Database, vault: Vault, network_id: str) -> Renewal:
     """Move the network to a new transform secret; returns what moved."""
     with database.session() as session:
         lock_network(session, network_id=network_id)
@@ -61,12 +70,7 @@ def renew_transform(database: Database, vault: Vault, network_id: str) -> dict[s
             outcome="renewed",
             details={"from_version": old_version, "templates": len(moved)},
         )
-        return {
-            "network_id": network_id,
-            "transform_version": network.transform_version,
-            "templates_moved": len(moved),
-            "liveness_sessions_cleared": expired,
-        }
+        return Renewal(network_id, network.transform_version, len(moved), expired)
 
 
 def _open_all(session: Session, vault: Vault, network: Network) -> list[_Opened]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
@@ -14,9 +14,29 @@ from facekey.store.database import Database
 from facekey.store.tables import new_id
 
 
+@dataclass(frozen=True)
+class CreatedNetwork:
+    """A new network and its API keys by scope (shown only here)."""
+
+    network_id: str
+    name: str
+    engine: str
+    retain_images: bool
+    api_keys: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RotatedKeys:
+    """How many keys were revoked, and the new keys by scope (shown only here)."""
+
+    network_id: str
+    revoked: int
+    api_keys: dict[str, str]
+
+
 def create_network(
     database: Database, vault: Vault, name: str, *, engine: str, retain_images: bool = False
-) -> dict[str, Any]:
+) -> CreatedNetwork:
     """A new network with one API key per scope; the keys are shown only here.
 
     ``engine`` is the recognition engine of its galleries; ``retain_images`` keeps enrolment
@@ -43,18 +63,12 @@ def create_network(
             outcome="created",
             details={"name": name, "engine": engine, "retain_images": retain_images},
         )
-    return {
-        "network_id": network_id,
-        "name": name,
-        "engine": engine,
-        "retain_images": retain_images,
-        "api_keys": keys,
-    }
+    return CreatedNetwork(network_id, name, engine, retain_images, keys)
 
 
 def rotate_keys(
     database: Database, network_id: str, scopes: list[Scope] | None = None
-) -> dict[str, Any]:
+) -> RotatedKeys:
     """Revoke the network's keys (of the given scopes) and issue new ones."""
     chosen = scopes or list(Scope)
     with database.session() as session:
@@ -73,7 +87,7 @@ def rotate_keys(
             outcome="rotated",
             details={"scopes": [s.value for s in chosen], "revoked": revoked},
         )
-    return {"network_id": network_id, "revoked": revoked, "api_keys": keys}
+    return RotatedKeys(network_id, revoked, keys)
 
 
 def _issue_keys(session: Session, network_id: str, scopes: list[Scope]) -> dict[str, str]:

@@ -27,8 +27,9 @@ import math
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, cast
+from typing import Final, Literal, cast
 
+from pydantic import JsonValue
 from sqlalchemy.orm import Session
 
 from facekey.calibration import UNMASKED
@@ -37,6 +38,7 @@ from facekey.flows import liveness, risk
 from facekey.flows.auditing import log_subject_event
 from facekey.flows.auth import Principal, authenticate
 from facekey.flows.platform import Platform
+from facekey.flows.privacy import Receipt
 from facekey.flows.search import SearchProbe, network_of, subject_candidate
 from facekey.security.api_keys import Scope
 from facekey.store import lockouts, personalization, subjects, tenants
@@ -81,7 +83,7 @@ class WebIdentity:
     key_id: str | None
     subject_id: str | None
     expires_at: datetime
-    state: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, JsonValue] = field(default_factory=dict)
 
     @classmethod
     def of(cls, row: WebSession) -> WebIdentity:
@@ -193,9 +195,9 @@ def end_session(platform: Platform, web: WebIdentity) -> None:
         store.delete_web_session(session, token_hash=web.token_hash)
 
 
-def save_state(platform: Platform, web: WebIdentity, **changes: Any) -> WebIdentity:
+def save_state(platform: Platform, web: WebIdentity, **changes: JsonValue) -> WebIdentity:
     """The session with its state updated (a None value removes a key)."""
-    state = {k: v for k, v in (web.state | changes).items() if v is not None}
+    state: dict[str, JsonValue] = {k: v for k, v in (web.state | changes).items() if v is not None}
     with platform.database.session() as session:
         store.set_state(session, token_hash=web.token_hash, state=state)
     return replace(web, state=state)
@@ -386,7 +388,7 @@ def sign_in_with_face(
 
 
 def _face_in_bucket(
-    platform: Platform, network: Network, session_id: Any, digits: str
+    platform: Platform, network: Network, session_id: JsonValue, digits: str
 ) -> str | None:
     if not isinstance(session_id, str):
         raise AuthenticationFailed("do the camera check first")
@@ -430,13 +432,15 @@ def _bind_subject(
     return open_session(platform, "portal", network_id=network_id, subject_id=subject_id)
 
 
-def forget_subject(platform: Platform, web: WebIdentity, receipt: dict[str, Any]) -> WebIdentity:
+def forget_subject(platform: Platform, web: WebIdentity, receipt: Receipt) -> WebIdentity:
     """After an erasure the session keeps only the receipt (to show and download it)."""
     with platform.database.session() as session:
         row = store.get_web_session(session, token_hash=web.token_hash)
         if row is not None:
             row.subject_id = None
-    return save_state(platform, replace(web, subject_id=None), receipt=receipt)
+    return save_state(
+        platform, replace(web, subject_id=None), receipt=receipt.model_dump(mode="json")
+    )
 
 
 @dataclass(frozen=True)

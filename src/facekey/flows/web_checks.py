@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from facekey.errors import ImageError, InvalidRequest, LivenessError, LivenessNotPassed
 from facekey.flows import enrol as enrol_flow
@@ -26,18 +26,36 @@ from facekey.flows.web_access import (
     record_failure,
     save_state,
 )
+from facekey.liveness.challenges import Challenge
+from facekey.liveness.fusion import Result
 
 LIVENESS_ID: Final = "liveness_session_id"
 #: The channel recorded with consents given on the enrolment page.
 CHANNEL: Final = "web"
 
 
-def start_check(platform: Platform, web: WebIdentity, client: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CheckStarted:
+    """A browser's camera check: the challenges to perform, in order, and until when."""
+
+    challenges: list[Challenge]
+    expires_at: str
+
+
+@dataclass(frozen=True)
+class CheckDecided:
+    """A camera check's result and, when it is not live, the reason."""
+
+    result: Result
+    reason: str | None
+
+
+def start_check(platform: Platform, web: WebIdentity, client: str) -> CheckStarted:
     """Open a challenge session for this browser; its challenges, in order."""
     check_attempts(platform, "liveness", attempt_key("liveness", client))
     created = liveness.create_session(platform, web.liveness_principal, None, "challenge")
-    save_state(platform, web, **{LIVENESS_ID: created["session_id"]})
-    return {"challenges": created["challenges"], "expires_at": created["expires_at"]}
+    save_state(platform, web, **{LIVENESS_ID: created.session_id})
+    return CheckStarted(challenges=created.challenges, expires_at=created.expires_at)
 
 
 def submit_check(
@@ -45,7 +63,7 @@ def submit_check(
     web: WebIdentity,
     submission: liveness.FrameSubmission,
     client: str,
-) -> dict[str, Any]:
+) -> CheckDecided:
     """Decide this browser's check from its frames: the result and, if not live, why."""
     session_id = web.state.get(LIVENESS_ID)
     if not isinstance(session_id, str):
@@ -59,9 +77,9 @@ def submit_check(
     except (ImageError, LivenessError):
         record_failure(platform, "liveness", limit)
         raise
-    if answer["result"] != "live":
+    if answer.result != "live":
         record_failure(platform, "liveness", limit)
-    return {"result": answer["result"], "reason": answer["evidence"].get("reason")}
+    return CheckDecided(result=answer.result, reason=answer.evidence.reason)
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Final
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import JsonValue
 from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
@@ -59,6 +61,13 @@ VerifyKey = Annotated[Principal, Depends(scoped(Scope.TERMINAL, Scope.ENROL))]
 PrivacyKey = Annotated[Principal, Depends(scoped(Scope.PRIVACY))]
 AdminKey = Annotated[Principal, Depends(scoped(Scope.ADMIN))]
 
+#: An id as the API gave it (a UUID, a purpose): no control characters, which no id has and
+#: PostgreSQL cannot even compare (a NUL), so such a path is a 422, not a lookup.
+ID_PATTERN: Final = r"^[^\x00-\x1f\x7f]+$"
+PathId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
+#: The same rule for an id in a JSON body.
+ID_TEXT: Final = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
+
 
 async def read_upload(upload: StarletteUploadFile, platform: Platform, *, name: str) -> bytes:
     """The bytes of one uploaded image, refused past the byte limit without reading it all."""
@@ -74,7 +83,7 @@ async def signed_device(
 ) -> DeviceIdentity:
     """The terminal whose HMAC signature over this request (the raw body) verifies."""
     raw = await request.body() if body is None else body
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    path = _request_target(request)
     return await run_in_threadpool(
         lambda: verify_terminal_call(
             platform.database,
@@ -88,11 +97,21 @@ async def signed_device(
     )
 
 
+def _request_target(request: Request) -> str:
+    """The path and query as sent (and signed): percent-encoded, as ``raw_path`` keeps them;
+    ``request.url.path`` is decoded, so an id with a space or a non-ASCII letter would not
+    verify."""
+    raw_path = request.scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else request.url.path
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return path + (f"?{query}" if query else "")
+
+
 #: JSON bodies nest at most this deep (Python's parser would recurse past its limit).
 MAX_JSON_DEPTH = 16
 
 
-def json_object(body: bytes, *, max_bytes: int) -> dict[str, Any]:
+def json_object(body: bytes, *, max_bytes: int) -> dict[str, JsonValue]:
     """A request body that must be one JSON object, small and shallow; else 422."""
     if len(body) > max_bytes:
         raise InvalidRequest(f"the body is limited to {max_bytes} bytes of JSON")
@@ -134,4 +153,6 @@ def form_text(value: str | None, name: str, *, max_length: int = 4096) -> str | 
         return None
     if len(value) > max_length:
         raise InvalidRequest(f"{name} is longer than {max_length} characters")
+    if "\x00" in value:  # no field holds one, and PostgreSQL cannot store or compare it
+        raise InvalidRequest(f"{name} contains a NUL character")
     return value.strip() or None

@@ -28,12 +28,12 @@ class FleetCollector(Collector):
             "Enabled devices heard from within the offline window, by software version",
             labels=["network", "version"],
         )
-        for network, version, count in gauges["online"]:
+        for network, version, count in gauges.online:
             online.add_metric([network, version], count)
         registered = GaugeMetricFamily(
             "facekey_devices", "Registered devices by state", labels=["network", "state"]
         )
-        for network, enabled, count in gauges["registered"]:
+        for network, enabled, count in gauges.registered:
             registered.add_metric([network, "enabled" if enabled else "disabled"], count)
         yield online
         yield registered

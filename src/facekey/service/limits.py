@@ -6,7 +6,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from facekey.service.problems import PROBLEM_JSON, problem_body
+from facekey.service.problems import PROBLEM_JSON, problem_body, problem_json
 from facekey.service.requests import request_id_in
 
 
@@ -57,15 +57,14 @@ class BodyLimitMiddleware:
             await self._refuse(scope, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        body = json.dumps(
-            problem_body(
-                413,
-                "request-too-large",
-                "Request too large",
-                f"the request body is larger than {self.max_bytes} bytes",
-                request_id_in(scope),
-            )
-        ).encode()
+        problem = problem_body(
+            413,
+            "request-too-large",
+            "Request too large",
+            f"the request body is larger than {self.max_bytes} bytes",
+            request_id_in(scope),
+        )
+        body = json.dumps(problem_json(problem)).encode()
         await send(
             {
                 "type": "http.response.start",

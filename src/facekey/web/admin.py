@@ -111,7 +111,7 @@ async def totals_page(request: Request, day: str | None = None) -> Response:
 
     def build(platform: Platform, principal: Principal) -> dict[str, Any]:
         try:
-            totals, error = daily_totals(platform, principal, chosen)["merchants"], None
+            totals, error = daily_totals(platform, principal, chosen).merchants, None
         except Exception as exc:
             totals, error = [], message_for(exc)[1]
         names = console.merchant_names(platform, principal)

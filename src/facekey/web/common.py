@@ -165,7 +165,12 @@ async def start_check(request: Request, kind: Kind) -> Response:
 
     def work(platform: Platform, web: WebIdentity, client: str) -> dict[str, Any]:
         opened = web_checks.start_check(platform, web, client)
-        return opened | {"prompts": [PROMPTS[c] for c in opened["challenges"]]}
+        prompts = [PROMPTS[c] for c in opened.challenges]
+        return {
+            "challenges": opened.challenges,
+            "expires_at": opened.expires_at,
+            "prompts": prompts,
+        }
 
     return await json_call(request, kind, work)
 
@@ -180,10 +185,8 @@ async def submit_check(request: Request, kind: Kind) -> Response:
         )
     except Exception as exc:
         return words_response(exc)
-    live = decided["result"] == "live"
-    return JSONResponse(
-        {"live": live, "message": None if live else liveness_words(decided["reason"])}
-    )
+    live = decided.result == "live"
+    return JSONResponse({"live": live, "message": None if live else liveness_words(decided.reason)})
 
 
 async def _frames(request: Request, platform: Platform) -> FrameSubmission:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import JsonValue
 
 from facekey.errors import NotFound
 from facekey.flows import privacy
@@ -179,7 +180,7 @@ async def withdraw(
     def action(platform: Platform, web: WebIdentity) -> str:
         done = privacy.withdraw(platform, web.principal, web.subject_id or "", purpose)
         words = PURPOSE_WORDS.get(purpose, purpose)
-        return f"Consent withdrawn: {words}." if done["withdrawn"] else f"Not given: {words}."
+        return f"Consent withdrawn: {words}." if done.withdrawn else f"Not given: {words}."
 
     return await _act(request, csrf, action)
 
@@ -209,7 +210,7 @@ async def erase(
         if confirm != "yes":
             return "Tick the box to confirm that you want everything erased."
         erased = privacy.erase(platform, web.principal, web.subject_id or "")
-        forget_subject(platform, web, erased["receipt"])
+        forget_subject(platform, web, erased.receipt)
         return "Erased."
 
     return await _act(request, csrf, action)
@@ -225,7 +226,7 @@ async def export_file(request: Request) -> Response:
     held = await run_in_threadpool(
         privacy.export, platform_of(request), web.principal, web.subject_id or ""
     )
-    return _download(held, "facekey-my-data.json")
+    return _download(held.model_dump(mode="json"), "facekey-my-data.json")
 
 
 @router.get("/receipt.json")
@@ -237,7 +238,7 @@ async def receipt_file(request: Request) -> Response:
     return _download(at.web.state["receipt"], "facekey-erasure-receipt.json")
 
 
-def _download(body: Any, filename: str) -> Response:
+def _download(body: JsonValue, filename: str) -> Response:
     return Response(
         json.dumps(body, indent=2, ensure_ascii=False),
         media_type="application/json",

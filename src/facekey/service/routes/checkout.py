@@ -17,10 +17,19 @@ from starlette.datastructures import FormData, UploadFile
 
 from facekey.errors import InvalidRequest
 from facekey.flows import checkout as checkout_flow
-from facekey.flows.personalization import MAX_PREFERENCES_BYTES, set_exclusion, set_preferences
+from facekey.flows.checkout import CheckoutAnswer, DailyTotals, LedgerEntry
+from facekey.flows.personalization import (
+    MAX_PREFERENCES_BYTES,
+    Exclusions,
+    PreferencesStored,
+    set_exclusion,
+    set_preferences,
+)
 from facekey.service.deps import (
+    MAX_JSON_DEPTH,
     AdminKey,
     EnrolKey,
+    PathId,
     PlatformDep,
     PrivacyKey,
     TerminalKey,
@@ -31,8 +40,16 @@ from facekey.service.deps import (
     signed_device,
 )
 from facekey.service.openapi import SIGNED
+from facekey.service.problems import (
+    BODY_PROBLEMS,
+    COMMON_PROBLEMS,
+    IMAGE_PROBLEMS,
+    problem_responses,
+)
 
-router = APIRouter(tags=["checkout"])
+router = APIRouter(tags=["checkout"], responses=problem_responses(*COMMON_PROBLEMS))
+#: A signed call with a face: replays and reused keys conflict, sessions may have expired.
+_SIGNED_FACE_PROBLEMS = problem_responses(404, 409, 410, *IMAGE_PROBLEMS)
 
 #: ASCII digits only: ``str.isdigit`` and ``int`` also take "²", "١٢٣" and "𝟙𝟚𝟛".
 _AMOUNT = re.compile(r"[0-9]{1,15}")
@@ -92,8 +109,13 @@ async def _probe(form: FormData, platform: PlatformDep) -> tuple[bytes | None, b
     openapi_extra=_multipart(
         _FIELDS, ["amount", "currency", "merchant_id", "store_id", "idempotency_key"]
     ),
+    response_model=CheckoutAnswer,
+    response_model_exclude_unset=True,  # an answer has only the fields its decision gives
+    responses=_SIGNED_FACE_PROBLEMS,
 )
-async def checkout(request: Request, platform: PlatformDep, principal: TerminalKey) -> Any:
+async def checkout(
+    request: Request, platform: PlatformDep, principal: TerminalKey
+) -> CheckoutAnswer:
     device = await signed_device(request, platform, principal)
     async with request.form(max_files=2, max_fields=20) as form:
         amount = _text(form, "amount") or ""
@@ -118,10 +140,13 @@ async def checkout(request: Request, platform: PlatformDep, principal: TerminalK
     summary="Finish a checkout with the phone's last 4 digits or a PIN",
     dependencies=[SIGNED],
     openapi_extra=_multipart(_STEP_UP_FIELDS, []),
+    response_model=CheckoutAnswer,
+    response_model_exclude_unset=True,
+    responses=_SIGNED_FACE_PROBLEMS,
 )
 async def step_up(
-    authorization_id: str, request: Request, platform: PlatformDep, principal: TerminalKey
-) -> Any:
+    authorization_id: PathId, request: Request, platform: PlatformDep, principal: TerminalKey
+) -> CheckoutAnswer:
     device = await signed_device(request, platform, principal)
     async with request.form(max_files=2, max_fields=10) as form:
         image, template = await _probe(form, platform)
@@ -141,47 +166,77 @@ async def step_up(
     )
 
 
-@router.get("/v1/authorizations/{authorization_id}", summary="A ledger entry")
+@router.get(
+    "/v1/authorizations/{authorization_id}",
+    summary="A ledger entry",
+    responses=problem_responses(404),
+)
 async def authorization(
-    authorization_id: str, platform: PlatformDep, principal: TerminalKey
-) -> Any:
+    authorization_id: PathId, platform: PlatformDep, principal: TerminalKey
+) -> LedgerEntry:
     return await run_in_threadpool(
         checkout_flow.authorization, platform, principal, authorization_id
     )
 
 
 @router.get("/v1/admin/daily-totals", summary="Approvals and amounts per merchant for a day")
-async def daily_totals(day: str, platform: PlatformDep, principal: AdminKey) -> Any:
+async def daily_totals(day: str, platform: PlatformDep, principal: AdminKey) -> DailyTotals:
     return await run_in_threadpool(checkout_flow.daily_totals, platform, principal, day)
 
 
-@router.put("/v1/subjects/{subject_id}/preferences/{merchant_id}", summary="Personalization")
+@router.put(
+    "/v1/subjects/{subject_id}/preferences/{merchant_id}",
+    summary="Personalization",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "description": "the merchant's preferences: a JSON object of at most "
+                        f"{MAX_PREFERENCES_BYTES} bytes, nested at most {MAX_JSON_DEPTH} deep",
+                    }
+                }
+            },
+            "required": True,
+        }
+    },
+    responses=problem_responses(404, *BODY_PROBLEMS),
+)
 async def preferences(
-    subject_id: str,
-    merchant_id: str,
+    subject_id: PathId,
+    merchant_id: PathId,
     request: Request,
     platform: PlatformDep,
     principal: EnrolKey,
-) -> Any:
+) -> PreferencesStored:
     payload = json_object(await request.body(), max_bytes=MAX_PREFERENCES_BYTES)
     return await run_in_threadpool(
         set_preferences, platform, principal, subject_id, merchant_id, payload
     )
 
 
-@router.put("/v1/subjects/{subject_id}/exclusions/{merchant_id}", summary="Exclude a merchant")
+@router.put(
+    "/v1/subjects/{subject_id}/exclusions/{merchant_id}",
+    summary="Exclude a merchant",
+    responses=problem_responses(404),
+)
 async def exclude(
-    subject_id: str, merchant_id: str, platform: PlatformDep, principal: PrivacyKey
-) -> Any:
+    subject_id: PathId, merchant_id: PathId, platform: PlatformDep, principal: PrivacyKey
+) -> Exclusions:
     return await run_in_threadpool(
         lambda: set_exclusion(platform, principal, subject_id, merchant_id, excluded=True)
     )
 
 
-@router.delete("/v1/subjects/{subject_id}/exclusions/{merchant_id}", summary="Include again")
+@router.delete(
+    "/v1/subjects/{subject_id}/exclusions/{merchant_id}",
+    summary="Include again",
+    responses=problem_responses(404),
+)
 async def include(
-    subject_id: str, merchant_id: str, platform: PlatformDep, principal: PrivacyKey
-) -> Any:
+    subject_id: PathId, merchant_id: PathId, platform: PlatformDep, principal: PrivacyKey
+) -> Exclusions:
     return await run_in_threadpool(
         lambda: set_exclusion(platform, principal, subject_id, merchant_id, excluded=False)
     )

@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 
 from facekey.flows import search
 from facekey.service.deps import PlatformDep, TerminalKey, form_text, read_upload, single_image
+from facekey.service.problems import COMMON_PROBLEMS, IMAGE_PROBLEMS, problem_responses
 
-router = APIRouter(tags=["identification"])
+router = APIRouter(tags=["identification"], responses=problem_responses(*COMMON_PROBLEMS))
 
 
 class IdentifyAnswer(BaseModel):
@@ -31,6 +32,7 @@ class IdentifyAnswer(BaseModel):
     summary="Who is this? (1:N)",
     response_model=IdentifyAnswer,
     dependencies=[Depends(single_image)],
+    responses=problem_responses(*IMAGE_PROBLEMS),
 )
 async def identify(
     platform: PlatformDep,

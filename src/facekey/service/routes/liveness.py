@@ -24,12 +24,21 @@ from facekey.errors import InvalidRequest
 from facekey.flows import liveness as liveness_flow
 from facekey.flows.auth import Principal
 from facekey.flows.devices import DeviceIdentity
+from facekey.flows.liveness import LivenessAnswer, OpenedSession
 from facekey.flows.platform import Platform
 from facekey.liveness.session import MAX_FRAMES
 from facekey.security.api_keys import Scope
-from facekey.service.deps import PlatformDep, VerifyKey, signed_device
+from facekey.service.deps import ID_PATTERN, PathId, PlatformDep, VerifyKey, signed_device
+from facekey.service.problems import (
+    BODY_PROBLEMS,
+    COMMON_PROBLEMS,
+    IMAGE_PROBLEMS,
+    problem_responses,
+)
 
-router = APIRouter(prefix="/v1/liveness", tags=["liveness"])
+router = APIRouter(
+    prefix="/v1/liveness", tags=["liveness"], responses=problem_responses(*COMMON_PROBLEMS)
+)
 
 
 class SessionRequest(BaseModel):
@@ -38,7 +47,7 @@ class SessionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     mode: Literal["challenge", "passive"]
-    subject_id: str | None = Field(default=None, min_length=1, max_length=36)
+    subject_id: str | None = Field(default=None, min_length=1, max_length=36, pattern=ID_PATTERN)
 
 
 _FRAME_FIELDS = {
@@ -87,8 +96,11 @@ def _session_request(body: bytes) -> SessionRequest:
     status_code=201,
     summary="Open a liveness session (challenge: enrolment; passive: checkout)",
     openapi_extra=_body(SessionRequest.model_json_schema(), "application/json"),
+    responses=problem_responses(404, 409, 429, *BODY_PROBLEMS),
 )
-async def create_session(request: Request, platform: PlatformDep, principal: VerifyKey) -> Any:
+async def create_session(
+    request: Request, platform: PlatformDep, principal: VerifyKey
+) -> OpenedSession:
     body = await request.body()
     device = await _device(request, platform, principal, body)
     asked = _session_request(body)
@@ -128,10 +140,13 @@ async def _submission(form: FormData, platform: Platform) -> liveness_flow.Frame
         {"type": "object", "properties": _FRAME_FIELDS, "required": ["frames", "timestamps"]},
         "multipart/form-data",
     ),
+    response_model=LivenessAnswer,
+    response_model_exclude_unset=True,  # a step-up's challenge fields only when it steps up
+    responses=problem_responses(404, 409, 410, 429, *IMAGE_PROBLEMS),
 )
 async def submit_frames(
-    session_id: str, request: Request, platform: PlatformDep, principal: VerifyKey
-) -> Any:
+    session_id: PathId, request: Request, platform: PlatformDep, principal: VerifyKey
+) -> LivenessAnswer:
     body = await request.body()
     device = await _device(request, platform, principal, body)
     max_files = MAX_FRAMES + 12  # more reach the flow's precise refusal

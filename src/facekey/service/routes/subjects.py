@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -12,8 +12,11 @@ from facekey.errors import InvalidRequest
 from facekey.flows import enrol as enrol_flow
 from facekey.flows import privacy, verification
 from facekey.flows.consent import ConsentRequest
+from facekey.flows.enrol import EnrolResult
+from facekey.flows.privacy import Erasure, SubjectExport, Withdrawal
 from facekey.service.deps import (
     EnrolKey,
+    PathId,
     PlatformDep,
     PrivacyKey,
     VerifyKey,
@@ -21,8 +24,11 @@ from facekey.service.deps import (
     read_upload,
     single_image,
 )
+from facekey.service.problems import COMMON_PROBLEMS, IMAGE_PROBLEMS, problem_responses
 
-router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
+router = APIRouter(
+    prefix="/v1/subjects", tags=["subjects"], responses=problem_responses(*COMMON_PROBLEMS)
+)
 
 
 async def _images(platform: PlatformDep, uploads: list[UploadFile]) -> list[bytes]:
@@ -33,15 +39,21 @@ async def _images(platform: PlatformDep, uploads: list[UploadFile]) -> list[byte
 
 
 @router.post(
-    "", status_code=201, summary="Enrol a consenting subject (1–5 images or a liveness session)"
+    "",
+    status_code=201,
+    summary="Enrol a consenting subject (1–5 images or a liveness session)",
+    responses=problem_responses(404, 409, 410, *IMAGE_PROBLEMS),
 )
 async def create_subject(
     platform: PlatformDep,
     principal: EnrolKey,
     consent: Annotated[str, Form(description="JSON: purposes, terms_version, channel")],
+    # No files is an empty list, not None: the OpenAPI then says "an array of files" (with
+    # None it said "an array of files, or null", which a client sends as text).
     images: Annotated[
-        list[UploadFile] | None, File(description="1–5 face images (or liveness_session_id)")
-    ] = None,
+        list[UploadFile],
+        File(default_factory=list, description="1–5 face images (or liveness_session_id)"),
+    ],
     liveness_session_id: Annotated[
         str | None, Form(description="a live challenge session, instead of images")
     ] = None,
@@ -49,38 +61,33 @@ async def create_subject(
     payment_token: Annotated[str | None, Form()] = None,
     external_ref: Annotated[str | None, Form()] = None,
     pin: Annotated[str | None, Form(description="4–8 digits for the checkout step-up")] = None,
-) -> dict[str, Any]:
+) -> EnrolResult:
     request = enrol_flow.EnrolRequest(
         consent=ConsentRequest.parse(consent),
-        images=await _images(platform, images or []),
+        images=await _images(platform, images),
         phone=form_text(phone, "phone", max_length=40),
         payment_token=form_text(payment_token, "payment_token", max_length=200),
         external_ref=form_text(external_ref, "external_ref", max_length=200),
         pin=form_text(pin, "pin", max_length=8),
         liveness_session_id=form_text(liveness_session_id, "liveness_session_id", max_length=36),
     )
-    result = await run_in_threadpool(enrol_flow.enrol, platform, principal, request)
-    return {
-        "subject_id": result.subject_id,
-        "templates": result.templates,
-        "quality": result.quality,
-    }
+    return await run_in_threadpool(enrol_flow.enrol, platform, principal, request)
 
 
-@router.post("/{subject_id}/images", status_code=201, summary="Add images to a subject")
+@router.post(
+    "/{subject_id}/images",
+    status_code=201,
+    summary="Add images to a subject",
+    responses=problem_responses(404, *IMAGE_PROBLEMS),
+)
 async def add_images(
-    subject_id: str,
+    subject_id: PathId,
     platform: PlatformDep,
     principal: EnrolKey,
     images: Annotated[list[UploadFile], File()],
-) -> dict[str, Any]:
+) -> EnrolResult:
     data = await _images(platform, images)
-    result = await run_in_threadpool(enrol_flow.add_images, platform, principal, subject_id, data)
-    return {
-        "subject_id": result.subject_id,
-        "templates": result.templates,
-        "quality": result.quality,
-    }
+    return await run_in_threadpool(enrol_flow.add_images, platform, principal, subject_id, data)
 
 
 class VerifyAnswer(BaseModel):
@@ -97,9 +104,10 @@ class VerifyAnswer(BaseModel):
     summary="1:1 verification against one subject who consents to the purpose",
     response_model=VerifyAnswer,
     dependencies=[Depends(single_image)],
+    responses=problem_responses(404, *IMAGE_PROBLEMS),
 )
 async def verify(
-    subject_id: str,
+    subject_id: PathId,
     platform: PlatformDep,
     principal: VerifyKey,
     image: Annotated[UploadFile, File()],
@@ -113,18 +121,28 @@ async def verify(
     return VerifyAnswer(**vars(result))
 
 
-@router.get("/{subject_id}/export", summary="Everything held about a subject (GDPR Art. 15)")
-async def export(subject_id: str, platform: PlatformDep, principal: PrivacyKey) -> dict[str, Any]:
+@router.get(
+    "/{subject_id}/export",
+    summary="Everything held about a subject (GDPR Art. 15)",
+    responses=problem_responses(404),
+)
+async def export(subject_id: PathId, platform: PlatformDep, principal: PrivacyKey) -> SubjectExport:
     return await run_in_threadpool(privacy.export, platform, principal, subject_id)
 
 
-@router.post("/{subject_id}/consents/{purpose}/withdraw", summary="Withdraw one purpose")
+@router.post(
+    "/{subject_id}/consents/{purpose}/withdraw",
+    summary="Withdraw one purpose",
+    responses=problem_responses(404),
+)
 async def withdraw(
-    subject_id: str, purpose: str, platform: PlatformDep, principal: PrivacyKey
-) -> dict[str, Any]:
+    subject_id: PathId, purpose: PathId, platform: PlatformDep, principal: PrivacyKey
+) -> Withdrawal:
     return await run_in_threadpool(privacy.withdraw, platform, principal, subject_id, purpose)
 
 
-@router.delete("/{subject_id}", summary="Erase a subject (GDPR Art. 17)")
-async def erase(subject_id: str, platform: PlatformDep, principal: PrivacyKey) -> dict[str, Any]:
+@router.delete(
+    "/{subject_id}", summary="Erase a subject (GDPR Art. 17)", responses=problem_responses(404)
+)
+async def erase(subject_id: PathId, platform: PlatformDep, principal: PrivacyKey) -> Erasure:
     return await run_in_threadpool(privacy.erase, platform, principal, subject_id)
