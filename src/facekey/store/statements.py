@@ -2,12 +2,11 @@
 
 Inserts of ORM rows that may collide run in a SAVEPOINT and catch the unique violation, so
 concurrent duplicates are detected by the database on both backends. The hottest writes (a
-signed call's nonce) use one ``INSERT ... ON CONFLICT`` statement instead
-(:func:`insert_ignore`): the same guarantee from the database, without the savepoint, the flush
-and the ORM object. Read-modify-write upserts first
-"touch" the row with a no-op ``UPDATE``, which row-locks it on PostgreSQL (on SQLite the
-session's immediate transaction holds the write lock already), so concurrent writers serialise
-instead of failing.
+signed call's nonce, a heartbeat's status row) use one ``INSERT ... ON CONFLICT`` statement
+instead (:func:`insert_ignore`, :func:`upsert`): the same guarantee from the database, without
+the savepoint, the flush and the ORM object. Read-modify-write upserts first "touch" the row
+with a no-op ``UPDATE``, which row-locks it on PostgreSQL (on SQLite the session's immediate
+transaction holds the write lock already), so concurrent writers serialise instead of failing.
 """
 
 from __future__ import annotations
@@ -44,10 +43,18 @@ def insert_ignore(session: Session, model: type[Base], values: Mapping[str, Any]
     return session.execute(stmt, values).first() is not None
 
 
+def upsert(
+    session: Session, model: type[Base], values: Mapping[str, Any], *, key: tuple[str, ...]
+) -> None:
+    """Insert one row, or update every other column of the row with the same ``key`` columns
+    (``values`` holds every column)."""
+    session.execute(_on_conflict(_dialect(session), _table(model), key), values)
+
+
 @functools.cache
 def _on_conflict(dialect: str, table: Table, key: tuple[str, ...] | None) -> Insert:
-    """The statement of :func:`insert_ignore` (``key`` None), built once: the hottest writes
-    then pay for neither building nor the ORM, only for binding values."""
+    """The statement of :func:`insert_ignore` (``key`` None) or :func:`upsert`, built once:
+    the hottest writes then pay for neither building nor the ORM, only for binding values."""
     stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     if key is None:  # RETURNING says whether it inserted (psycopg's rowcount here is -1)
         first = next(iter(table.primary_key.columns))
