@@ -310,7 +310,8 @@ class Load:
         while time.monotonic() < until:
             rate = self.checkout_rate(time.monotonic() - start)
             self.spawn(self.checkout(random.choice(self.terminals)))
-            await asyncio.sleep(random.expovariate(rate))
+            gap = random.expovariate(rate)  # at a low rate, often past the end: stop there
+            await asyncio.sleep(min(gap, max(0.0, until - time.monotonic())))
 
     async def run(self) -> None:
         args = self.args

@@ -9,11 +9,14 @@ for another store's merchant, is refused with its own error.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from facekey.errors import (
@@ -30,8 +33,13 @@ from facekey.store import fleet, nonces, tenants
 from facekey.store.database import Database
 from facekey.store.tables import new_id, utcnow
 
-#: Nonces are remembered a little longer than the window in which a timestamp is accepted.
+log = logging.getLogger(__name__)
+
+#: Nonces are remembered well past the window in which a timestamp is accepted (60 s either
+#: way): a nonce forgotten later than that can only come back in a stale request.
 NONCE_RETENTION = timedelta(minutes=10)
+#: How often each server process prunes the nonces (:class:`NoncePruning`).
+NONCE_PRUNE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -142,31 +150,65 @@ def verify_terminal_call(
     path: str,
     body: bytes,
     now: float | None = None,
-    window_s: int = 60,
+    window_s: int = signing.DEFAULT_WINDOW_S,
 ) -> DeviceIdentity:
-    """Check a terminal call's signature, time window, nonce and device; raise precisely."""
+    """Check a terminal call's signature, time window, nonce and device; raise precisely.
+
+    One short write transaction: the device and its store in one read (fresh on every call,
+    so a device disabled a moment ago is refused), then the nonce in one insert that the
+    database refuses when the device used it before (on every worker and machine alike).
+    """
     signed = signing.parse_signature_headers(headers)
     now = time.time() if now is None else now
     with database.session() as session:
-        device = tenants.get_device(session, device_id=signed.device_id)
+        device = tenants.get_signing_device(session, device_id=signed.device_id)
         if device is None or device.network_id != principal.network_id:
             raise UnknownDevice(f"no device {signed.device_id} in this network")
         if not device.enabled:
-            raise DeviceDisabled(f"device {device.id} is disabled")
-        secret = vault.kek.unwrap(device.wrapped_secret, context=_device_context(device.id))
+            raise DeviceDisabled(f"device {device.device_id} is disabled")
+        context = _device_context(device.device_id)
+        secret = vault.kek.unwrap(device.wrapped_secret, context=context)
         signing.verify(
             signed, secret=secret, method=method, path=path, body=body, now=now, window_s=window_s
         )
         seen = datetime.fromtimestamp(now, UTC)
         if not nonces.remember_nonce(
-            session, device_id=device.id, nonce=signed.nonce, seen_at=seen
+            session, device_id=device.device_id, nonce=signed.nonce, seen_at=seen
         ):
             raise ReplayedRequest("this nonce was already used: the request is a replay")
-        nonces.prune_nonces(session, older_than=seen - NONCE_RETENTION)
-        store = tenants.get_store(session, network_id=device.network_id, store_id=device.store_id)
-        if store is None:  # pragma: no cover - the foreign key keeps them together
-            raise UnknownDevice(f"device {device.id} has no store")
-        return DeviceIdentity(device.id, device.network_id, store.id, store.merchant_id)
+    return DeviceIdentity(device.device_id, device.network_id, device.store_id, device.merchant_id)
+
+
+def prune_nonces(database: Database, *, now: datetime | None = None) -> int:
+    """Forget the nonces seen more than :data:`NONCE_RETENTION` ago; how many."""
+    older_than = (now or utcnow()) - NONCE_RETENTION
+    with database.session() as session:
+        return nonces.prune_nonces(session, older_than=older_than)
+
+
+class NoncePruning:
+    """Every :data:`NONCE_PRUNE_S`, this process forgets the expired nonces (a thread started
+    with the app): signed calls then only insert theirs. A nonce lives between
+    :data:`NONCE_RETENTION` and that plus the period, longer than any replay of it is fresh."""
+
+    def __init__(self, database: Database, period_s: float = NONCE_PRUNE_S) -> None:
+        self._database = database
+        self._period_s = period_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nonce-pruning", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._period_s):
+            try:
+                prune_nonces(self._database)
+            except SQLAlchemyError:  # a busy or unreachable database: the next round retries
+                log.warning("pruning the request nonces failed", exc_info=True)
 
 
 def check_merchant(device: DeviceIdentity, *, merchant_id: str, store_id: str) -> None:

@@ -554,18 +554,19 @@ def _desired(release: Release | None) -> DesiredConfiguration:
     return DesiredConfiguration(release=view, heartbeat_s=period or DEFAULT_HEARTBEAT_S)
 
 
-def _status_row(device: DeviceIdentity, report: HeartbeatReport, now: datetime) -> DeviceStatus:
-    return DeviceStatus(
-        device_id=device.device_id,
-        network_id=device.network_id,
-        last_seen_at=now,
-        software_version=report.software_version,
-        models=audit.canonical_json([asdict(m) for m in report.models]),
-        uptime_s=report.uptime_s,
-        last_error=report.last_error,
-        camera=report.camera,
-        release_id=report.release_id,
-    )
+def _status_row(device: DeviceIdentity, report: HeartbeatReport, now: datetime) -> dict[str, Any]:
+    """The values of the device's :class:`DeviceStatus` row after this heartbeat."""
+    return {
+        "device_id": device.device_id,
+        "network_id": device.network_id,
+        "last_seen_at": now,
+        "software_version": report.software_version,
+        "models": audit.canonical_json([asdict(m) for m in report.models]),
+        "uptime_s": report.uptime_s,
+        "last_error": report.last_error,
+        "camera": report.camera,
+        "release_id": report.release_id,
+    }
 
 
 # ---------------------------------------------------------------------- health

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from facekey import __version__
 from facekey.config import Settings
+from facekey.flows.devices import NoncePruning
 from facekey.flows.galleries import SnapshotSchedule
 from facekey.flows.platform import Platform
 from facekey.gallery.index import limit_faiss_threads
@@ -45,9 +46,12 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
             app.state.platform.settings, app.state.platform.galleries.snapshots
         )
         schedule.start()
+        pruning = NoncePruning(app.state.platform.database)
+        pruning.start()
         try:
             yield
         finally:
+            pruning.stop()
             schedule.stop()
             if owned:
                 app.state.platform.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +10,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from facekey.store.audit import canonical_json
-from facekey.store.statements import insert_new, rowcount
+from facekey.store.statements import insert_new, rowcount, upsert
 from facekey.store.tables import (
     ApiKey,
     Device,
@@ -156,29 +156,10 @@ def set_pin(session: Session, *, device_id: str, release_id: str | None) -> None
 # ---------------------------------------------------------------------- heartbeats
 
 
-_STATUS_COLUMNS = (
-    "last_seen_at",
-    "software_version",
-    "models",
-    "uptime_s",
-    "last_error",
-    "camera",
-    "release_id",
-)
-
-
-def record_status(session: Session, *, status: DeviceStatus) -> None:
-    """Replace the device's last heartbeat with ``status``: one UPDATE, an INSERT the first
-    time (heartbeats are the fleet's most frequent write)."""
-    values = {column: getattr(status, column) for column in _STATUS_COLUMNS}
-    stmt = (
-        update(DeviceStatus)
-        .where(DeviceStatus.device_id == status.device_id)
-        .values(values)
-        .execution_options(synchronize_session=False)
-    )
-    if rowcount(session, stmt) == 0 and not insert_new(session, status):
-        session.execute(stmt)  # a concurrent first heartbeat inserted it meanwhile
+def record_status(session: Session, *, status: Mapping[str, Any]) -> None:
+    """Replace the device's last heartbeat with ``status`` (a value for every column of
+    :class:`DeviceStatus`): one upsert, as heartbeats are the fleet's most frequent write."""
+    upsert(session, DeviceStatus, status, key=("device_id",))
 
 
 def network_pins(session: Session, *, network_id: str) -> dict[str, str]:
@@ -261,7 +242,7 @@ def record_screening_counts(session: Session, *, row: ScreeningCount) -> None:
     if existing is None and insert_new(session, row):
         return
     existing = existing or session.get(ScreeningCount, (row.device_id, row.hour))
-    if existing is None:  # pragma: no cover - see record_status
+    if existing is None:  # pragma: no cover - the insert failed: the row is there
         raise RuntimeError("the screening counts cannot be stored")
     existing.screened, existing.referred, existing.failed = row.screened, row.referred, row.failed
     existing.received_at = row.received_at

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from facekey.store.statements import insert_new, rowcount
+from facekey.store.statements import insert_ignore, rowcount
 from facekey.store.tables import (
     RequestNonce,
 )
@@ -15,7 +15,8 @@ from facekey.store.tables import (
 
 def remember_nonce(session: Session, *, device_id: str, nonce: str, seen_at: datetime) -> bool:
     """Record a signed request's nonce; False when the device already used it (a replay)."""
-    return insert_new(session, RequestNonce(device_id=device_id, nonce=nonce, seen_at=seen_at))
+    row = {"device_id": device_id, "nonce": nonce, "seen_at": seen_at}
+    return insert_ignore(session, RequestNonce, row)
 
 
 def prune_nonces(session: Session, *, older_than: datetime) -> int:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from facekey.store.tables import ApiKey, Device, Merchant, Network, Store, new_id, utcnow
@@ -109,6 +110,46 @@ def create_device(
 def get_device(session: Session, *, device_id: str) -> Device | None:
     """The device with this id, or None (callers check ``network_id`` and ``enabled``)."""
     return session.get(Device, device_id)
+
+
+class SigningDevice(NamedTuple):
+    """What a device's signed call is checked against: its ids, its store's merchant, its
+    wrapped secret and whether it is enabled."""
+
+    device_id: str
+    network_id: str
+    store_id: str
+    merchant_id: str
+    wrapped_secret: bytes
+    enabled: bool
+
+
+#: One query for a signed call: the device, and its store's merchant in the same network.
+_SIGNING_DEVICE = (
+    select(
+        Device.id,
+        Device.network_id,
+        Device.store_id,
+        Store.merchant_id,
+        Device.wrapped_secret,
+        Device.disabled_at,
+    )
+    .join(Store, Store.id == Device.store_id)
+    .join(Merchant, Merchant.id == Store.merchant_id)
+    .where(Device.id == bindparam("device_id"), Merchant.network_id == Device.network_id)
+)
+
+
+def get_signing_device(session: Session, *, device_id: str) -> SigningDevice | None:
+    """The device with its store's merchant; None when there is no such device or its store
+    is not in the device's network (callers check ``network_id`` and ``enabled``)."""
+    row = session.execute(_SIGNING_DEVICE, {"device_id": device_id}).first()
+    if row is None:
+        return None
+    device_id, network_id, store_id, merchant_id, wrapped_secret, disabled_at = row
+    return SigningDevice(
+        device_id, network_id, store_id, merchant_id, wrapped_secret, disabled_at is None
+    )
 
 
 def add_api_key(
