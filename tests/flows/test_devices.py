@@ -103,11 +103,11 @@ def _network(database: Database) -> str:
 def terminal(workers: tuple[Worker, Worker]) -> Terminal:
     worker = workers[0]
     network_id = _network(worker.database)
-    merchant_id = add_merchant(worker.database, network_id, "Shop")["merchant_id"]
-    store_id = add_store(worker.database, network_id, merchant_id, "High Street")["store_id"]
+    merchant_id = add_merchant(worker.database, network_id, "Shop").merchant_id
+    store_id = add_store(worker.database, network_id, merchant_id, "High Street").store_id
     device = add_device(worker.database, worker.vault, network_id, store_id)
     principal = Principal("key", network_id, Scope.TERMINAL)
-    return Terminal(device["device_id"], decode_secret(device["secret"]), principal)
+    return Terminal(device.device_id, decode_secret(device.secret), principal)
 
 
 def _nonces(database: Database, device_id: str) -> int:
@@ -206,8 +206,8 @@ def test_a_device_in_another_networks_store_is_unknown(
     trusted with that store's merchant."""
     worker = workers[0]
     other = _network(worker.database)
-    merchant_id = add_merchant(worker.database, other, "Elsewhere")["merchant_id"]
-    store_id = add_store(worker.database, other, merchant_id, "Far Street")["store_id"]
+    merchant_id = add_merchant(worker.database, other, "Elsewhere").merchant_id
+    store_id = add_store(worker.database, other, merchant_id, "Far Street").store_id
     device_id = f"stray-{uuid.uuid4().hex[:8]}"
     wrapped = worker.vault.kek.wrap(terminal.secret, context=f"device:{device_id}".encode())
     with worker.database.session() as session:
