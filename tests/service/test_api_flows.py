@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
 
+import pytest
 from api_helpers import CONSENT, Network, enrol, identify, verify
 from fastapi.testclient import TestClient
 
@@ -160,3 +163,23 @@ def test_operations_endpoints(client: TestClient) -> None:
     assert "facekey_requests_total" in metrics
     assert client.get("/openapi.json").json()["info"]["title"] == "facekey"
     assert client.get("/docs").status_code == 200
+
+
+def test_the_access_log_names_routes_not_paths(
+    client: TestClient, network: Network, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A path can hold a subject id (or, on the pages, an enrolment code): the access log
+    # writes the route template, the status, the time and the request id, never the path.
+    subject_id = "0123456789abcdef-not-a-subject"
+    with caplog.at_level(logging.INFO, logger="facekey.access"):
+        answer = client.get(
+            f"/v1/subjects/{subject_id}/export",
+            headers={**network.auth("privacy"), "X-Request-ID": "trace-12345678"},
+        )
+    lines = [r.getMessage() for r in caplog.records if r.name == "facekey.access"]
+    assert answer.status_code == 404
+    assert len(lines) == 1
+    assert re.fullmatch(
+        r"GET /v1/subjects/\{subject_id\}/export 404 [0-9.]+ ms trace-12345678", lines[0]
+    )
+    assert subject_id not in caplog.text

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from facekey.service.requests import request_id_in
+
+#: One line per request: method, route template, status, milliseconds, request id. The route
+#: template, never the raw path or query: a path can hold an enrolment code or a subject id.
+access_log = logging.getLogger("facekey.access")
 
 
 class Metrics:
@@ -32,7 +39,8 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Times every HTTP request and counts it by route template (not raw path: no ids)."""
+    """Times every HTTP request, counts it by route template (not raw path: no ids) and writes
+    its access-log line (``facekey.access``; the server's own access log is off)."""
 
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
@@ -53,7 +61,17 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
+            seconds = time.perf_counter() - start
             route = getattr(scope.get("route"), "path", "unmatched")
             method = scope["method"]
             self.metrics.requests.labels(method, route, str(status["code"])).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)
+            self.metrics.latency.labels(method, route).observe(seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %d %.1f ms %s",
+                    method,
+                    route,
+                    status["code"],
+                    seconds * 1000,
+                    request_id_in(scope) or "-",
+                )
