@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -192,6 +193,17 @@ async def http(
     return int(head.split(b" ", 2)[1]), payload
 
 
+JSON = "application/json"
+
+
+def _problem_type(answer: bytes) -> str:
+    """The last segment of a problem+json answer's type, or "?"."""
+    try:
+        return str(json.loads(answer).get("type", "?")).rsplit("/", 1)[-1]
+    except (ValueError, AttributeError):
+        return "?"
+
+
 def signed(
     device: SimDevice, method: str, path: str, body: bytes, content_type: str
 ) -> dict[str, str]:
@@ -237,16 +249,31 @@ class Load:
         self.beat = {"software_version": "0.1.0", "models": models, "camera": "ok"}
 
     async def call(
-        self, kind: str, method: str, path: str, body: bytes, headers: dict[str, str]
+        self,
+        kind: str,
+        method: str,
+        path: str,
+        body: bytes,
+        headers: Callable[[], dict[str, str]],
     ) -> None:
-        async with self.gate:
-            t0 = time.perf_counter()
-            try:
-                status, _ = await http(self.port, method, path, body, headers)
-                ok, label = 200 <= status < 300, str(status)
-            except OSError as exc:
-                ok, label = False, type(exc).__name__
-            self.tally.record(kind, (time.perf_counter() - t0) * 1000, ok, label)
+        """One call as a device makes it: timed from the moment the device wants to send
+        (waiting for one of the simulator's connection slots included), signed when it is
+        sent (as a device signs), given up after ``--timeout`` seconds in all. A failure is
+        labelled by its status and problem type (or the exception)."""
+        t0 = time.perf_counter()
+        timeout = self.args.timeout
+        try:
+            async with asyncio.timeout(timeout):
+                async with self.gate:
+                    status, answer = await http(self.port, method, path, body, headers())
+            ok, label = 200 <= status < 300, str(status)
+            if not ok:
+                label += " " + _problem_type(answer)
+        except TimeoutError:
+            ok, label = False, f"gave up after {timeout:g} s"
+        except OSError as exc:
+            ok, label = False, type(exc).__name__
+        self.tally.record(kind, (time.perf_counter() - t0) * 1000, ok, label)
 
     def spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -255,8 +282,10 @@ class Load:
 
     async def heartbeat(self, device: SimDevice) -> None:
         body = json.dumps(self.beat | {"uptime_s": int(time.monotonic())}).encode()
-        headers = signed(device, "POST", "/v1/fleet/heartbeat", body, "application/json")
-        await self.call("heartbeat", "POST", "/v1/fleet/heartbeat", body, headers)
+        path = "/v1/fleet/heartbeat"
+        await self.call(
+            "heartbeat", "POST", path, body, lambda: signed(device, "POST", path, body, JSON)
+        )
 
     async def checkout(self, device: SimDevice) -> None:
         self.sequence += 1
@@ -269,10 +298,14 @@ class Load:
             "template": random.choice(self.templates),
         }
         body = multipart(fields)
-        headers = signed(
-            device, "POST", "/v1/checkout", body, f"multipart/form-data; boundary={BOUNDARY}"
+        form = f"multipart/form-data; boundary={BOUNDARY}"
+        await self.call(
+            "checkout",
+            "POST",
+            "/v1/checkout",
+            body,
+            lambda: signed(device, "POST", "/v1/checkout", body, form),
         )
-        await self.call("checkout", "POST", "/v1/checkout", body, headers)
 
     async def screening(self, device: SimDevice) -> None:
         hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -284,12 +317,14 @@ class Load:
             "failed": 1,
         }
         body = json.dumps(counts).encode()
-        headers = signed(device, "POST", "/v1/fleet/screening-counts", body, "application/json")
-        await self.call("screening", "POST", "/v1/fleet/screening-counts", body, headers)
+        path = "/v1/fleet/screening-counts"
+        await self.call(
+            "screening", "POST", path, body, lambda: signed(device, "POST", path, body, JSON)
+        )
 
     async def admin_call(self, kind: str, path: str) -> None:
         headers = {"Authorization": f"Bearer {self.admin}"} if kind != "metrics" else {}
-        await self.call(kind, "GET", path, b"", headers)
+        await self.call(kind, "GET", path, b"", lambda: headers)
 
     async def every(self, period: float, phase: float, make: Any, until: float) -> None:
         """Run ``make()`` every ``period`` s from ``phase`` until the monotonic time ``until``."""
