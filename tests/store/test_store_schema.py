@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -14,6 +16,29 @@ from facekey.store.database import Database, default_sqlite_url, normalise_url
 from facekey.store.tables import metadata
 from facekey.store.tenants import create_network, get_network
 from postgres_server import find_bin_dir
+
+
+def test_processes_starting_together_migrate_one_after_the_other(fresh_database_url: str) -> None:
+    # A server and an admin command started at once on a fresh data directory: each migrates
+    # on its own connection. Without a lock taken at BEGIN, one failed with "database is
+    # locked" (SQLite) or a duplicate table (PostgreSQL).
+    handles = [Database(fresh_database_url) for _ in range(4)]
+    start = threading.Barrier(len(handles))
+
+    def migrate(db: Database) -> None:
+        start.wait()
+        db.migrate()
+
+    try:
+        with ThreadPoolExecutor(len(handles)) as pool:
+            for done in [pool.submit(migrate, db) for db in handles]:
+                done.result()
+        with handles[0].engine.connect() as connection:
+            versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        assert len(versions) == 1
+    finally:
+        for db in handles:
+            db.dispose()
 
 
 def test_migrated_schema_matches_the_models(fresh_database_url: str) -> None:

@@ -24,7 +24,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config
@@ -109,6 +109,10 @@ def _private_files(url: URL) -> None:
         os.umask(previous)
 
 
+#: PostgreSQL advisory lock key that serialises migrations ("facekey" in ASCII, as an integer).
+_MIGRATION_LOCK: Final = int.from_bytes(b"facekey", "big")
+
+
 class Database:
     """A database: one SQLAlchemy engine and a session factory.
 
@@ -119,8 +123,8 @@ class Database:
     def __init__(self, url: str) -> None:
         self._url = normalise_url(url)
         self._engine = _create_engine(self._url)
-        writer = self._engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
-        self._sessions = sessionmaker(bind=writer, expire_on_commit=False)
+        self._writer = self._engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+        self._sessions = sessionmaker(bind=self._writer, expire_on_commit=False)
         self._readers = sessionmaker(bind=self._engine, expire_on_commit=False)
 
     @property
@@ -154,10 +158,19 @@ class Database:
             yield session
 
     def migrate(self) -> None:
-        """Upgrade the schema to the latest Alembic revision."""
+        """Upgrade the schema to the latest Alembic revision.
+
+        Processes that start together (a server and an admin command on a fresh data
+        directory, or several machines on one PostgreSQL) migrate one after the other: the
+        first holds SQLite's write lock from its BEGIN, or PostgreSQL's advisory lock, and the
+        others wait, then find the schema current."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        with self._engine.begin() as connection:
+        with self._writer.begin() as connection:
+            if self.dialect == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                )
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
