@@ -31,7 +31,7 @@ from facekey.flows.tenancy import rotate_keys
 from facekey.security.api_keys import Scope, parse_token
 from facekey.store import fleet as fleet_store
 from facekey.store import web as web_store
-from facekey.store.tables import DeviceStatus, Subject
+from facekey.store.tables import Subject
 from facekey.web import install_web, pages
 from facekey.web.security import CSP
 from facekey.web.words import message_for
@@ -145,17 +145,17 @@ def _device_states(platform: Platform, network: WebNetwork, count: int) -> list[
     seen = {ids[0]: (now, "ok"), ids[1]: (now, "error"), ids[2]: (now - timedelta(hours=1), "ok")}
     with platform.database.session() as session:
         for device_id, (when, camera) in seen.items():
-            status = DeviceStatus(
-                device_id=device_id,
-                network_id=network.id,
-                last_seen_at=when,
-                software_version="1.0",
-                models="[]",
-                uptime_s=60,
-                last_error=None,
-                camera=camera,
-                release_id=None,
-            )
+            status = {
+                "device_id": device_id,
+                "network_id": network.id,
+                "last_seen_at": when,
+                "software_version": "1.0",
+                "models": "[]",
+                "uptime_s": 60,
+                "last_error": None,
+                "camera": camera,
+                "release_id": None,
+            }
             fleet_store.record_status(session, status=status)
     disable_device(platform.database, network.id, ids[3])
     return ids
