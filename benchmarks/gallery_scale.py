@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import faiss
 import numpy as np
@@ -272,8 +272,13 @@ def step_milvus(size: int, dimension: int) -> dict[str, Any]:
     }
 
 
+#: The engine whose templates have each dimension (the real embeddings are that engine's).
+ENGINE_OF_DIMENSION: Final = {128: "dlib-resnet-v1", 256: "face-reid-0095"}
+
+
 def step_identify(size: int, dimension: int) -> dict[str, Any]:
-    """Whole POST /v1/identify on `facekey serve` (dlib, 128-d) at ``size`` templates."""
+    """Whole POST /v1/identify on `facekey serve` at ``size`` templates, with the engine of
+    ``dimension`` (128: dlib-resnet-v1, 256: face-reid-0095, the default)."""
     import shutil
 
     from facekey.engines.registry import load_engine
@@ -282,7 +287,6 @@ def step_identify(size: int, dimension: int) -> dict[str, Any]:
     from facekey.flows.tenancy import create_network
     from server_identify import Server, request_latency
 
-    assert dimension == 128, "the engine in this tree is dlib's (128-d)"
     real = RealSet.load(load_or_make(dimension, EMBEDDINGS))
     with np.load(load_or_make(dimension, EMBEDDINGS)) as saved:
         names = [str(n) for n in saved["paths"]]
@@ -291,7 +295,7 @@ def step_identify(size: int, dimension: int) -> dict[str, Any]:
     images = [LFW / real.labels[r[1]] / names[r[1]] for r in pairs]
     work = OUT / f"identify-{size}-{dimension}" / "work"
     shutil.rmtree(work, ignore_errors=True)
-    settings = Settings(data_dir=work)
+    settings = Settings(data_dir=work, engine=ENGINE_OF_DIMENSION[dimension])
     database, vault = open_storage(settings)
     created = create_network(database, vault, "identify-bench", engine=settings.engine)
     info = load_engine(settings.engine, settings).info

@@ -247,10 +247,8 @@ def _identify(out: Path) -> list[str]:
             "(engine load included). Load average before → after: "
             f"{r['load_average']['before']} → {r['load_average']['after']}.",
             "",
-            "This tree's engine is dlib's (128-d); with face-reid-0095 (256-d) the embedding "
-            "alone costs about 25 ms per face on one onnxruntime thread (12 ms on OpenVINO, "
-            "../shared/models/face-reid-0095/README.md), so a 25 ms identification needs a "
-            "faster runtime for that network; the search part is in the table above.",
+            "The face pipeline's share (decode, detect, align, embed) is in "
+            "[benchmarks.md](benchmarks.md); the search part is in the tables here.",
             "",
         ]
     return lines
