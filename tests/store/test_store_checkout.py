@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from facekey.store import (
     erasure,
     fingerprints,
+    fleet,
     ledger,
     lockouts,
     nonces,
@@ -174,7 +175,8 @@ def test_devices_and_merchants(database: Database, network_id: str) -> None:
             session, network_id="elsewhere", device_id=second.device_id
         )
     with database.session() as session:
-        devices = tenants.list_devices(session, network_id=network_id)
+        rows = fleet.device_rows(session, network_id=network_id, limit=10, offset=0)
+        devices = [device for device, _, _ in rows]
         assert [d.id for d in devices] == [first.device_id, second.device_id]
         assert (devices[0].name, devices[0].enabled) == ("Till 1", False)
         disabled_at = devices[0].disabled_at

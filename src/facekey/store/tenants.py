@@ -207,14 +207,6 @@ def list_merchants(session: Session, *, network_id: str) -> list[Merchant]:
     return list(session.scalars(stmt))
 
 
-def list_devices(session: Session, *, network_id: str) -> list[Device]:
-    """The network's devices, disabled ones included, oldest first."""
-    stmt = (
-        select(Device).where(Device.network_id == network_id).order_by(Device.created_at, Device.id)
-    )
-    return list(session.scalars(stmt))
-
-
 def _network_device(session: Session, *, network_id: str, device_id: str) -> Device | None:
     stmt = select(Device).where(Device.id == device_id, Device.network_id == network_id)
     return session.scalars(stmt).first()
